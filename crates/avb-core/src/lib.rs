@@ -11,6 +11,8 @@
 pub mod audit;
 pub mod cache;
 mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod ctx;
 pub mod error;
 pub mod events;

@@ -1,0 +1,17 @@
+//! # avb-storage-memory
+//!
+//! In-memory adapters for every AgentVoiceBox storage port. They are first-class, not test doubles: they keep the
+//! semantics the Postgres adapter has (uniqueness, ordering, optimistic versions, tenant isolation, atomic units
+//! of work), pass the same conformance suites, and are the server's default so it runs with no services.
+//! Cloning an adapter shares its state.
+#![deny(missing_docs)]
+
+mod bus;
+mod cache;
+mod rate_limit;
+mod tenancy;
+
+pub use bus::MemoryEventBus;
+pub use cache::MemoryCache;
+pub use rate_limit::MemoryRateLimiter;
+pub use tenancy::MemoryStore;

@@ -1,0 +1,1 @@
+//! One test binary for the memory adapters: every shared conformance suite, run against them.

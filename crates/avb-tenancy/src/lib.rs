@@ -1,0 +1,17 @@
+//! # avb-tenancy
+//!
+//! The tenancy domain of AgentVoiceBox (spec §5, §7.3–7.4, §9): the records the platform stores, their storage
+//! ports ([`store::TenancyStore`] → [`store::UnitOfWork`] → [`store::Repo`]), validation, tier limits and quotas,
+//! tenant resolution, and the services that change them — each change committed together with its audit
+//! record and follow-up jobs.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod model;
+pub mod quota;
+pub mod service;
+pub mod store;
+pub mod validation;
+
+pub use error::{Error, Result};
+pub use service::TenancyDeps;
