@@ -6,12 +6,24 @@
 //! record and follow-up jobs.
 #![deny(missing_docs)]
 
+pub mod api_key;
+pub mod audit;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod error;
 pub mod model;
+pub mod notification;
+pub mod project;
 pub mod quota;
+pub mod resolve;
 pub mod service;
+pub mod session;
 pub mod store;
+pub mod tenant;
+pub mod theme;
+pub mod user;
 pub mod validation;
+pub mod voice;
 
 pub use error::{Error, Result};
 pub use service::TenancyDeps;

@@ -7,3 +7,9 @@
 //!
 //! Checks create their own random keys and tenants and never assume an empty backend, so they can run in
 //! parallel against a shared Redis or Postgres.
+
+pub mod audit;
+pub mod bus;
+pub mod cache;
+pub mod jobs;
+pub mod rate_limit;
