@@ -9,9 +9,11 @@
 mod bus;
 mod cache;
 mod rate_limit;
+mod relationships;
 mod tenancy;
 
 pub use bus::MemoryEventBus;
 pub use cache::MemoryCache;
 pub use rate_limit::MemoryRateLimiter;
+pub use relationships::MemoryRelationshipStore;
 pub use tenancy::MemoryStore;

@@ -1,0 +1,2 @@
+//! Adapters of the auth ports.
+pub mod local_authz;

@@ -1,0 +1,5 @@
+//! Placeholder until the adapter lands.
+
+/// Not yet implemented.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryRelationshipStore;
