@@ -38,8 +38,24 @@ import { pathToFileURL } from 'node:url';
 // stdout carries the ready line only: oidc-provider prints notices with console.info.
 console.log = (...args) => console.error(...args);
 console.info = (...args) => console.error(...args);
+// Two of oidc-provider's warnings are expected here (Node 20; the in-memory adapter, rebuilt on every rotation).
+const QUIET = [/Unsupported runtime/, /in-memory adapter is used/];
+const warn = console.warn.bind(console);
+console.warn = (...args) => {
+  if (process.env.AVB_KEYCLOAK_VERBOSE || !QUIET.some((re) => re.test(String(args[0])))) warn(...args);
+};
 
+// RSA 2048 key generation (~0.4 s of CPU each) dominates startup: the first two keys are generated on the thread
+// pool while oidc-provider loads, and one spare is kept ready afterwards so that a rotation does not wait.
 const generateKeyPair = promisify(crypto.generateKeyPair);
+const rsaKeyPair = () => generateKeyPair('rsa', { modulusLength: 2048 });
+const spareKeyPairs = [rsaKeyPair(), rsaKeyPair()];
+let keepSpare = false;
+function takeKeyPair() {
+  const next = spareKeyPairs.shift() ?? rsaKeyPair();
+  if (keepSpare && spareKeyPairs.length === 0) spareKeyPairs.push(rsaKeyPair());
+  return next;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Loading oidc-provider, first found of: $AVB_KEYCLOAK_NODE_MODULES, $AVB_PEERS_DIR/keycloak/node_modules,
@@ -131,7 +147,7 @@ const DEFAULT_USERS = [
 // Keys: RSA 2048, kid = base64url(SHA-256(SPKI DER)) as Keycloak computes it (43 characters).
 
 async function newRsaKey(use) {
-  const { privateKey, publicKey } = await generateKeyPair('rsa', { modulusLength: 2048 });
+  const { privateKey, publicKey } = await takeKeyPair();
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const kid = crypto.createHash('sha256').update(spki).digest('base64url');
   const alg = use === 'sig' ? 'RS256' : 'RSA-OAEP';
@@ -814,6 +830,8 @@ server.listen(portArg, '127.0.0.1', async () => {
     const config = loadConfig();
     const realmConfigs = config.realms ?? [{ name: argValue('--realm') ?? process.env.AVB_KEYCLOAK_REALM ?? 'avb' }];
     for (const cfg of realmConfigs) await createRealm(cfg);
+    keepSpare = true;
+    if (spareKeyPairs.length === 0) spareKeyPairs.push(rsaKeyPair());
     process.stdout.write(`${JSON.stringify({
       ready: true, port, base_url: baseUrl, realms: [...realms.keys()],
     })}\n`);

@@ -1,0 +1,3 @@
+//! Integration tests of the peer launchers against the real peers (one test binary; see `scripts/install-peers.sh`).
+
+mod keycloak;
