@@ -66,10 +66,10 @@ pub async fn spawn_until_ready(
     let mut lines = BufReader::new(stdout).lines();
     let wait = async {
         while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
-            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
-                if value.get("ready").and_then(serde_json::Value::as_bool) == Some(true) {
-                    return Ok(value);
-                }
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                && value.get("ready").and_then(serde_json::Value::as_bool) == Some(true)
+            {
+                return Ok(value);
             }
         }
         Err("process exited before its ready line".to_owned())
