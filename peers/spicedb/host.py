@@ -234,6 +234,9 @@ class Handler(grpc.GenericRpcHandler):
 
         def handle(request: bytes, context: grpc.ServicerContext):
             self._authorize(context)
+            # Send response headers now: clients such as tonic wait for them before returning the stream, and a
+            # Watch may not produce its first message until the caller writes something.
+            context.send_initial_metadata(())
             remaining = context.time_remaining()
             call = upstream(request, timeout=remaining if remaining is not None and remaining < 1e9 else None)
             context.add_callback(call.cancel)

@@ -1,3 +1,4 @@
 //! Integration tests of the peer launchers against the real peers (one test binary; see `scripts/install-peers.sh`).
 
 mod keycloak;
+mod spicedb;
