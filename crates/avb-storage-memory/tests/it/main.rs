@@ -1,5 +1,9 @@
-//! One test binary for the memory adapters: every shared conformance suite, run against them.
+//! One test binary for the memory adapters: every shared conformance suite, run against them, plus the
+//! memory-specific properties.
 
+mod audit;
 mod bus;
 mod cache;
+mod jobs;
 mod rate_limit;
+mod tenancy;
