@@ -4,6 +4,7 @@
 mod audit;
 mod bus;
 mod cache;
+mod isolation;
 mod jobs;
 mod rate_limit;
 mod tenancy;
