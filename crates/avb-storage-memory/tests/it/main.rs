@@ -6,5 +6,6 @@ mod bus;
 mod cache;
 mod isolation;
 mod jobs;
+mod memory_store;
 mod rate_limit;
 mod tenancy;
