@@ -11,9 +11,11 @@ mod cache;
 mod rate_limit;
 mod relationships;
 mod tenancy;
+mod tokens;
 
 pub use bus::MemoryEventBus;
 pub use cache::MemoryCache;
 pub use rate_limit::MemoryRateLimiter;
 pub use relationships::MemoryRelationshipStore;
 pub use tenancy::MemoryStore;
+pub use tokens::MemoryEphemeralTokens;

@@ -1,0 +1,141 @@
+//! What a handler receives (path parameters, query, body) and returns.
+
+use crate::error::ApiError;
+use avb_core::{ErrorCode, FieldErrors, PageRequest};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Parsed request input.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    /// Path parameters by name.
+    pub params: Vec<(String, String)>,
+    /// Raw query string.
+    pub query: String,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Input {
+    /// A path parameter parsed with `FromStr` (typed ids parse UUIDs): a bad value is `not_found`, since no
+    /// resource can have that id.
+    pub fn param<T: std::str::FromStr>(&self, name: &str) -> Result<T, ApiError> {
+        let raw = self
+            .params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        raw.parse::<T>()
+            .map_err(|_| ApiError::with_message(ErrorCode::NotFound, "Resource not found"))
+    }
+
+    /// The query string deserialised into `T`; failures are `validation_error` naming the query.
+    pub fn query<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_urlencoded::from_str::<T>(&self.query)
+            .map_err(|e| FieldErrors::single("query", "format", e.to_string()).into())
+    }
+
+    /// Pagination from `limit` and `offset` query parameters.
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Paging {
+            limit: Option<u32>,
+            offset: Option<u64>,
+        }
+        let paging: Paging = serde_urlencoded::from_str(&self.query)
+            .map_err(|e| ApiError::from(FieldErrors::single("query", "format", e.to_string())))?;
+        Ok(PageRequest::new(paging.limit, paging.offset)?)
+    }
+
+    /// The JSON body deserialised into `T`. An empty body is treated as `{}` so all-optional patches work;
+    /// malformed JSON and wrong field types are `validation_error` with the position.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice::<T>(body).map_err(|e| {
+            let mut fields = FieldErrors::new();
+            fields.push("body", "format", format!("invalid JSON body: {e}"));
+            fields.into()
+        })
+    }
+}
+
+/// A handler's successful answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// Status.
+    pub status: u16,
+    /// Body.
+    pub body: ReplyBody,
+}
+
+/// Body of a [`Reply`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyBody {
+    /// JSON.
+    Json(serde_json::Value),
+    /// Other content.
+    Raw {
+        /// `Content-Type`.
+        content_type: &'static str,
+        /// Bytes.
+        bytes: Vec<u8>,
+    },
+    /// Nothing.
+    Empty,
+}
+
+impl Reply {
+    /// 200 with a JSON body.
+    pub fn ok(body: &impl Serialize) -> Result<Self, ApiError> {
+        Self::with_status(200, body)
+    }
+
+    /// 201 with a JSON body.
+    pub fn created(body: &impl Serialize) -> Result<Self, ApiError> {
+        Self::with_status(201, body)
+    }
+
+    /// 204, no body.
+    pub fn no_content() -> Result<Self, ApiError> {
+        Ok(Self {
+            status: 204,
+            body: ReplyBody::Empty,
+        })
+    }
+
+    /// Any status with a JSON body.
+    pub fn with_status(status: u16, body: &impl Serialize) -> Result<Self, ApiError> {
+        let value = serde_json::to_value(body).map_err(|e| ApiError {
+            cause: Some(e.to_string()),
+            ..ApiError::new(ErrorCode::InternalError)
+        })?;
+        Ok(Self {
+            status,
+            body: ReplyBody::Json(value),
+        })
+    }
+
+    /// 200 with `text/plain` (Prometheus exposition format).
+    pub fn text(text: String) -> Self {
+        Self {
+            status: 200,
+            body: ReplyBody::Raw {
+                content_type: "text/plain; version=0.0.4",
+                bytes: text.into_bytes(),
+            },
+        }
+    }
+
+    /// 200 with any content type (documentation assets).
+    pub fn raw(content_type: &'static str, bytes: Vec<u8>) -> Self {
+        Self {
+            status: 200,
+            body: ReplyBody::Raw { content_type, bytes },
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! The request pipeline (spec §2.2), in one framework-free function so both HTTP adapters behave identically:
+//! request id → CORS → route → body limit → authentication → tenant → rate limit → access rule → handler (with a
+//! deadline) → error envelope → security headers, metrics and one log line.
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::{ApiRequest, ApiResponse, Method};
+use crate::input::{Input, ReplyBody};
+use crate::routes::{Access, RATE_LIMIT_EXEMPT, Route};
+use avb_auth::credentials::{self, Credential, CredentialSources};
+use avb_core::rate_limit::{RateLimitDecision, RateLimitPolicy};
+use avb_core::{ClientInfo, Ctx, ErrorCode, Principal, RateLimitTier, RequestId, Role};
+use avb_tenancy::resolve::ResolveInput;
+use std::net::IpAddr;
+use std::time::Instant;
+
+/// Security headers on every response (spec §13.3, exactly that set; the microphone is allowed for self).
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data: https:; font-src 'self' data:; connect-src 'self' wss: https:; \
+         frame-ancestors 'none'; base-uri 'self'; form-action 'self';",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("x-xss-protection", "1; mode=block"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    (
+        "permissions-policy",
+        "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(self), \
+         payment=(), usb=()",
+    ),
+];
+
+/// Request headers a browser may send cross-origin (spec §4 `CORS_ALLOW_HEADERS`).
+pub const CORS_ALLOW_HEADERS: &str = "accept, accept-encoding, authorization, content-type, dnt, origin, user-agent, \
+     x-csrftoken, x-requested-with, x-tenant-id, x-request-id, x-api-key";
+
+/// Response headers a browser may read.
+pub const CORS_EXPOSE_HEADERS: &str =
+    "x-request-id, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, retry-after";
+
+/// The matched route table, built once.
+#[derive(Debug)]
+pub(crate) struct RouteIndex {
+    router: matchit::Router<Vec<usize>>,
+    routes: Vec<Route>,
+}
+
+impl RouteIndex {
+    pub(crate) fn new(routes: Vec<Route>) -> Self {
+        let mut by_path: Vec<(&'static str, Vec<usize>)> = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            match by_path.iter_mut().find(|(p, _)| *p == route.path) {
+                Some((_, list)) => list.push(i),
+                None => by_path.push((route.path, vec![i])),
+            }
+        }
+        let mut router = matchit::Router::new();
+        for (path, list) in by_path {
+            if let Err(err) = router.insert(path, list) {
+                // The table is static and covered by tests; a conflict is a programming error worth a loud log.
+                tracing::error!(%path, error = %err, "route conflict");
+            }
+        }
+        Self { router, routes }
+    }
+
+    pub(crate) fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    fn find(&self, method: Method, path: &str) -> Result<(Route, Vec<(String, String)>), ApiError> {
+        let matched = self
+            .router
+            .at(path)
+            .map_err(|_| ApiError::with_message(ErrorCode::NotFound, "No such route"))?;
+        let lookup = |m: Method| {
+            matched
+                .value
+                .iter()
+                .filter_map(|i| self.routes.get(*i))
+                .find(|r| r.method == m)
+        };
+        let route = lookup(method)
+            .or_else(|| {
+                if method == Method::Head {
+                    lookup(Method::Get)
+                } else {
+                    None
+                }
+            })
+            .copied()
+            .ok_or_else(|| ApiError::new(ErrorCode::MethodNotAllowed))?;
+        let params = matched
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Ok((route, params))
+    }
+}
+
+struct Outcome {
+    response: ApiResponse,
+    endpoint: &'static str,
+    rate: Option<RateLimitDecision>,
+    tenant: Option<String>,
+    user: Option<String>,
+    cause: Option<String>,
+}
+
+impl App {
+    /// Handles one request end to end. Never panics and never fails: every problem becomes an envelope.
+    pub async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        let started = Instant::now();
+        let inner = self.inner();
+        let request_id = req
+            .headers
+            .get("x-request-id")
+            .and_then(RequestId::from_client)
+            .unwrap_or_else(|| RequestId::generate(inner.ids.as_ref()));
+        let origin = req.headers.get("origin").map(str::to_owned);
+        let method = req.method;
+        let path = req.path.clone();
+
+        let mut outcome =
+            if method == Method::Options && req.headers.get("access-control-request-method").is_some() {
+                Outcome {
+                    response: self.preflight(origin.as_deref()),
+                    endpoint: "cors_preflight",
+                    rate: None,
+                    tenant: None,
+                    user: None,
+                    cause: None,
+                }
+            } else {
+                self.run(req, &request_id).await
+            };
+
+        let response = &mut outcome.response;
+        response.set_header("x-request-id", request_id.as_str());
+        for (name, value) in SECURITY_HEADERS {
+            response.set_header(name, *value);
+        }
+        if let Some(rate) = outcome.rate {
+            response.set_header("x-ratelimit-limit", rate.limit.to_string());
+            response.set_header("x-ratelimit-remaining", rate.remaining.to_string());
+            response.set_header("x-ratelimit-reset", rate.reset_after.as_secs().to_string());
+        }
+        self.cors_headers(origin.as_deref(), response);
+        if method == Method::Head {
+            response.body.clear();
+        }
+
+        let elapsed = started.elapsed();
+        inner.metrics.http_request(
+            method.as_str(),
+            outcome.endpoint,
+            outcome.response.status,
+            elapsed.as_secs_f64(),
+        );
+        let status = outcome.response.status;
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        let tenant = outcome.tenant.as_deref().unwrap_or("");
+        let user = outcome.user.as_deref().unwrap_or("");
+        if status >= 500 {
+            let cause = outcome.cause.as_deref().unwrap_or("");
+            tracing::error!(request_id = %request_id, method = method.as_str(), path = %path, status, duration_ms, tenant, user, cause, "request_completed");
+        } else if status >= 400 {
+            tracing::warn!(request_id = %request_id, method = method.as_str(), path = %path, status, duration_ms, tenant, user, "request_completed");
+        } else {
+            tracing::info!(request_id = %request_id, method = method.as_str(), path = %path, status, duration_ms, tenant, user, "request_completed");
+        }
+        outcome.response
+    }
+
+    async fn run(&self, req: ApiRequest, request_id: &RequestId) -> Outcome {
+        let mut outcome = Outcome {
+            response: ApiResponse::empty(500),
+            endpoint: "unmatched",
+            rate: None,
+            tenant: None,
+            user: None,
+            cause: None,
+        };
+        let result = self.run_inner(req, request_id, &mut outcome).await;
+        outcome.response = match result {
+            Ok(response) => response,
+            Err(err) => {
+                outcome.cause = err.cause.clone();
+                self.error_response(err)
+            }
+        };
+        outcome
+    }
+
+    async fn run_inner(
+        &self,
+        req: ApiRequest,
+        request_id: &RequestId,
+        outcome: &mut Outcome,
+    ) -> Result<ApiResponse, ApiError> {
+        let inner = self.inner();
+        let (route, params) = inner.routes.find(req.method, &req.path)?;
+        outcome.endpoint = route.operation;
+        if req.oversized || req.body.len() > inner.config.max_body_bytes {
+            return Err(ApiError::new(ErrorCode::PayloadTooLarge)
+                .details(serde_json::json!({ "max_bytes": inner.config.max_body_bytes })));
+        }
+        let client = ClientInfo {
+            ip: client_ip(&req, inner.config.trust_forwarded_for),
+            user_agent: req
+                .headers
+                .get("user-agent")
+                .map(|ua| ua.chars().take(500).collect()),
+        };
+        let base = Ctx::new(request_id.clone(), Principal::Anonymous)
+            .with_client(client.clone())
+            .with_timeout(inner.config.request_timeout);
+
+        // Authentication: a bad credential is an error (after counting it against the caller's IP, so guessing
+        // keys is rate limited too), never anonymous.
+        let sources = CredentialSources {
+            authorization: req.headers.get("authorization"),
+            x_api_key: req.headers.get("x-api-key"),
+            ..Default::default()
+        };
+        let authenticated = match credentials::extract(&sources) {
+            Ok(Some(Credential::ClientSecret(_))) => Err(avb_auth::Error::AuthenticationFailed(
+                "client secrets are only accepted by the realtime endpoints".into(),
+            )),
+            Ok(credential) => inner.authenticator.authenticate(&base, credential.as_ref()).await,
+            Err(err) => Err(err),
+        };
+        let principal = match authenticated {
+            Ok(a) => a.principal,
+            Err(err) => {
+                if !exempt(&req.path) {
+                    let key = format!("ip:{}", ip_key(client.ip));
+                    if let Ok(decision) = inner
+                        .rate_limiter
+                        .check(&base, &key, inner.config.rate_limits.anonymous)
+                        .await
+                    {
+                        outcome.rate = Some(decision);
+                        if !decision.allowed {
+                            return Err(rate_limited(decision));
+                        }
+                    }
+                }
+                return Err(err.into());
+            }
+        };
+        outcome.user = principal.user_id().map(|u| u.to_string());
+
+        // Tenant resolution (spec §5.2).
+        let tenant = inner
+            .resolver
+            .resolve(ResolveInput {
+                path: &req.path,
+                principal: &principal,
+                header_tenant: req.headers.get("x-tenant-id"),
+                host: req.headers.get("host"),
+            })
+            .await?;
+        outcome.tenant = tenant.as_ref().map(|t| t.id.to_string());
+        let ctx = Ctx::new(request_id.clone(), principal)
+            .with_client(client.clone())
+            .with_deadline(base.deadline())
+            .with_tenant(tenant.map(|t| t.id));
+
+        // Rate limiting (spec §10.2): by API key, user or IP, with the caller's tier.
+        if !exempt(&req.path) {
+            if let Some((key, policy)) = rate_key(&ctx, client.ip, &inner.config.rate_limits) {
+                let decision = inner.rate_limiter.check(&ctx, &key, policy).await?;
+                outcome.rate = Some(decision);
+                if !decision.allowed {
+                    return Err(rate_limited(decision));
+                }
+            }
+        }
+
+        check_access(route.access, &ctx)?;
+
+        let input = Input {
+            params,
+            query: req.query,
+            body: req.body,
+        };
+        let handler = route.handler;
+        let reply =
+            match tokio::time::timeout(inner.config.request_timeout, handler(self, &ctx, &input)).await {
+                Ok(result) => result?,
+                Err(_) => return Err(ApiError::new(ErrorCode::Timeout)),
+            };
+        Ok(match reply.body {
+            ReplyBody::Json(body) => ApiResponse::json(reply.status, &body),
+            ReplyBody::Raw { content_type, bytes } => {
+                ApiResponse::with_body(reply.status, content_type, bytes)
+            }
+            ReplyBody::Empty => ApiResponse::empty(reply.status),
+        })
+    }
+
+    fn error_response(&self, err: ApiError) -> ApiResponse {
+        let mut body = err.body();
+        if err.status() >= 500 && self.inner().config.debug {
+            if let Some(cause) = &err.cause {
+                body.details = serde_json::json!({ "debug": cause });
+            }
+        }
+        let mut response = ApiResponse::json(err.status(), &body);
+        if let Some(secs) = err.retry_after {
+            response.set_header("retry-after", secs.to_string());
+        }
+        response
+    }
+
+    fn origin_allowed(&self, origin: &str) -> bool {
+        self.inner()
+            .config
+            .cors_origins
+            .iter()
+            .any(|o| o == "*" || o == origin)
+    }
+
+    fn preflight(&self, origin: Option<&str>) -> ApiResponse {
+        let mut response = ApiResponse::empty(204);
+        if origin.is_some_and(|o| self.origin_allowed(o)) {
+            response.set_header(
+                "access-control-allow-methods",
+                "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+            );
+            response.set_header("access-control-allow-headers", CORS_ALLOW_HEADERS);
+            response.set_header("access-control-max-age", "86400");
+        }
+        response
+    }
+
+    fn cors_headers(&self, origin: Option<&str>, response: &mut ApiResponse) {
+        if let Some(origin) = origin.filter(|o| self.origin_allowed(o)) {
+            response.set_header("access-control-allow-origin", origin);
+            response.set_header("access-control-allow-credentials", "true");
+            response.set_header("access-control-expose-headers", CORS_EXPOSE_HEADERS);
+            response.set_header("vary", "Origin");
+        }
+    }
+}
+
+fn exempt(path: &str) -> bool {
+    RATE_LIMIT_EXEMPT
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
+fn ip_key(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// Rate-limit key and policy for a caller (spec §10.2 `_get_rate_limit_params`); `None` = unlimited.
+fn rate_key(
+    ctx: &Ctx,
+    ip: Option<IpAddr>,
+    limits: &crate::app::RateLimits,
+) -> Option<(String, RateLimitPolicy)> {
+    match ctx.principal() {
+        Principal::ApiKey(key) => match key.tier {
+            RateLimitTier::Unlimited => None,
+            RateLimitTier::Elevated => Some((format!("api_key:{}", key.key_id), limits.elevated)),
+            RateLimitTier::Standard => Some((format!("api_key:{}", key.key_id), limits.standard)),
+        },
+        Principal::User(user) if user.roles.contains(&Role::Sysadmin) => {
+            Some((format!("user:{}", user.user_id), limits.elevated))
+        }
+        Principal::User(user) => Some((format!("user:{}", user.user_id), limits.standard)),
+        Principal::System { .. } => None,
+        Principal::Anonymous => Some((format!("ip:{}", ip_key(ip)), limits.anonymous)),
+    }
+}
+
+fn rate_limited(decision: RateLimitDecision) -> ApiError {
+    let retry = decision.retry_after.map_or(1, |d| d.as_secs().max(1));
+    ApiError {
+        retry_after: Some(retry),
+        ..ApiError::with_message(
+            ErrorCode::RateLimitExceeded,
+            "Too many requests. Please try again later.",
+        )
+        .details(serde_json::json!({ "retry_after": retry, "limit": decision.limit }))
+    }
+}
+
+fn check_access(access: Access, ctx: &Ctx) -> Result<(), ApiError> {
+    let anonymous = matches!(ctx.principal(), Principal::Anonymous);
+    match access {
+        Access::Public => Ok(()),
+        _ if anonymous => Err(ApiError::new(ErrorCode::AuthenticationFailed)),
+        Access::Authenticated => Ok(()),
+        Access::Tenant if ctx.tenant().is_none() => Err(ApiError::new(ErrorCode::TenantRequired)),
+        Access::Tenant => Ok(()),
+        Access::Sysadmin if ctx.principal().has_role(Role::Sysadmin) => Ok(()),
+        Access::Sysadmin => Err(ApiError::with_message(
+            ErrorCode::PermissionDenied,
+            "sysadmin role required",
+        )),
+    }
+}
+
+fn client_ip(req: &ApiRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        if let Some(ip) = req
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.split(',').next())
+            .and_then(|first| first.trim().parse().ok())
+        {
+            return Some(ip);
+        }
+    }
+    req.peer
+}

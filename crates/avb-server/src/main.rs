@@ -1,0 +1,230 @@
+//! `avb-server`: serve the API, or run one of the management commands (spec §11 management commands).
+
+use avb_api::jobs::JobRunner;
+use avb_core::{Ctx, RequestId, UuidV7Ids};
+use avb_server::{ServerConfig, assemble, bootstrap};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "avb-server", version, about = "AgentVoiceBox reference server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply database migrations (in-memory storage has none).
+    Migrate,
+    /// Create the demo data and print credentials.
+    SeedData,
+    /// Write the permission schema to the authorizer.
+    SyncPermissions,
+    /// End abandoned sessions (spec §11.3).
+    CleanupSessions,
+    /// Create a tenant: `create-tenant <slug> <name> <admin-email> <admin-name> [tier]`.
+    CreateTenant {
+        /// Slug.
+        slug: String,
+        /// Display name.
+        name: String,
+        /// First admin's e-mail.
+        admin_email: String,
+        /// First admin's name.
+        admin_name: String,
+        /// Tier (free, starter, pro, enterprise).
+        #[arg(default_value = "free")]
+        tier: String,
+    },
+    /// Mint a development token signed with `AVB_JWT_SECRET`.
+    MintDevToken {
+        /// Subject.
+        #[arg(long, default_value = "dev-user")]
+        subject: String,
+        /// E-mail.
+        #[arg(long, default_value = "dev@agentvoicebox.local")]
+        email: String,
+        /// Tenant id.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Roles (comma-separated: sysadmin, admin, developer, operator, viewer, billing).
+        #[arg(long, default_value = "developer")]
+        roles: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+    /// Create an API key for the demo tenant and print it.
+    CreateApiKey,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(cli: Cli) -> Result<(), BoxError> {
+    let config = ServerConfig::load()?;
+    let assembled = assemble(&config).await?;
+    let app = assembled.app.clone();
+    let system = || Ctx::system(RequestId::generate(&UuidV7Ids), "cli", None);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config, assembled).await,
+        Command::Migrate => {
+            println!("in-memory storage: nothing to migrate");
+            Ok(())
+        }
+        Command::SeedData | Command::CreateApiKey => {
+            let identity = assembled
+                .dev_identity
+                .ok_or("seed-data needs the static-JWT identity")?;
+            let made = bootstrap::bootstrap(&app, &identity).await?;
+            println!(
+                "tenant {} ({})\napi key: {}",
+                made.tenant_slug, made.tenant_id, made.api_key
+            );
+            println!("note: in-memory storage lasts for this process only");
+            Ok(())
+        }
+        Command::SyncPermissions => {
+            let token = app
+                .inner()
+                .authorizer
+                .write_schema(&system(), avb_auth::zed::AGENTVOICEBOX_SCHEMA)
+                .await?;
+            println!("schema written (revision {})", token.as_str());
+            Ok(())
+        }
+        Command::CleanupSessions => {
+            let report = avb_api::ops::sessions::cleanup(&app, &system())
+                .await
+                .map_err(|e| e.message)?;
+            println!("expired {} sessions, deleted {}", report.expired, report.deleted);
+            Ok(())
+        }
+        Command::CreateTenant {
+            slug,
+            name,
+            admin_email,
+            admin_name,
+            tier,
+        } => {
+            let mut request =
+                avb_tenancy::tenant::CreateTenantRequest::new(name, slug, admin_email, admin_name);
+            request.tier = Some(tier);
+            let created = app.inner().tenants.create(&system(), request).await?;
+            println!("{}", serde_json::to_string_pretty(&created.tenant)?);
+            Ok(())
+        }
+        Command::MintDevToken {
+            subject,
+            email,
+            tenant,
+            roles,
+            ttl,
+        } => {
+            if config.avb_jwt_secret.expose().is_empty() {
+                return Err("set AVB_JWT_SECRET (the server must use the same secret)".into());
+            }
+            let identity = assembled
+                .dev_identity
+                .ok_or("KEYCLOAK_URL is set: tokens come from Keycloak")?;
+            let roles = roles
+                .split(',')
+                .map(|r| avb_core::Role::parse(r.trim()).ok_or_else(|| format!("unknown role {r}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let tenant_id = tenant.map(|t| t.parse::<avb_core::TenantId>()).transpose()?;
+            let token = identity.mint(&avb_auth::adapters::static_jwt::DevTokenRequest {
+                subject,
+                email,
+                first_name: String::new(),
+                last_name: String::new(),
+                roles,
+                tenant_id,
+                ttl_secs: ttl,
+            })?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: ServerConfig, assembled: avb_server::Assembled) -> Result<(), BoxError> {
+    let app = assembled.app;
+    for (port, adapter) in &assembled.adapters {
+        tracing::info!(port, adapter, "adapter");
+    }
+    if config.avb_bootstrap {
+        if let Some(identity) = &assembled.dev_identity {
+            let made = bootstrap::bootstrap(&app, identity).await?;
+            let base = format!("http://{}:{}", config.host, config.port);
+            println!("\nAgentVoiceBox is starting on {base} (in-memory, data lasts for this process)\n");
+            println!("demo tenant:     {} ({})", made.tenant_slug, made.tenant_id);
+            println!("sysadmin token:  {}", made.sysadmin_token);
+            println!("admin token:     {}", made.admin_token);
+            println!("api key:         {}\n", made.api_key);
+            println!(
+                "try:  curl -H 'Authorization: Bearer {}' {base}/api/v2/tenants/me\n",
+                made.api_key
+            );
+        }
+    }
+    let jobs = JobRunner::new(app.clone()).spawn(Duration::from_secs(1));
+    let flusher = app
+        .inner()
+        .authenticator
+        .api_keys()
+        .usage()
+        .spawn_flusher(Duration::from_secs(5), app.inner().ids.clone());
+    let addr: SocketAddr = format!("{}:{}", config.host, config.port).parse()?;
+    let listener = avb_http_axum::bind(addr)?;
+    tracing::info!(%addr, "listening");
+    avb_http_axum::serve(listener, app.clone(), shutdown_signal()).await?;
+    // In-flight requests are done; write what was batched so nothing accepted is lost.
+    jobs.abort();
+    flusher.abort();
+    app.flush().await?;
+    JobRunner::new(app).run_until_idle().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
