@@ -1,0 +1,16 @@
+//! One test binary for the tenancy services, run against the in-memory store with a manual clock and
+//! sequential ids: every operation's happy path, every refusal's stable code (and that it changed nothing),
+//! quotas, tenant resolution, and property tests for slugs and tenant isolation.
+
+mod api_keys;
+mod audit;
+mod common;
+mod notifications;
+mod project;
+mod props;
+mod resolve;
+mod sessions;
+mod tenant;
+mod themes;
+mod user;
+mod voice;
