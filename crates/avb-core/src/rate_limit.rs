@@ -42,10 +42,12 @@ pub struct RateLimitDecision {
 /// Counts requests against a policy, keyed by caller (`ip:…`, `user:…`, `api_key:…`).
 ///
 /// # Contract
-/// - Within any minute at most `per_minute`, within any hour at most `per_hour` requests of one key are allowed;
-///   denied requests are not counted.
+/// - A fresh key gets a burst of at most `per_minute` requests, and capacity comes back at `per_minute` per
+///   minute (token-bucket adapters refill continuously; fixed-window adapters reset at the window edge — either
+///   way no more than `2 × per_minute` pass in any 60 s span). The same holds per hour with `per_hour`.
+///   Denied requests are not counted in either window.
 /// - Keys are independent: traffic on one key never changes another's decision.
-/// - `remaining` never increases between two allowed requests inside one window, and is 0 when denied.
+/// - `remaining` reports the tighter of the two windows and is 0 when denied.
 /// - `retry_after` is set exactly when `allowed` is false and is at most one hour.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
