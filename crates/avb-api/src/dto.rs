@@ -1,0 +1,125 @@
+//! Response DTOs where the wire shape differs from the stored record. Everything else is answered with the
+//! service's record types, which are already plain serde data.
+
+use avb_core::{ApiKeyId, ApiKeyScope, ProjectId, RateLimitTier, TenantId, UserId};
+use avb_tenancy::api_key::{CreatedApiKey, RotatedApiKey};
+use avb_tenancy::model::ApiKey;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+/// An API key as clients see it (spec §9.2): every stored field except `key_hash`, which never leaves the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyResponse {
+    /// Id.
+    pub id: ApiKeyId,
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// First 12 characters of the key, to recognise it.
+    pub key_prefix: String,
+    /// Creator.
+    pub created_by: Option<UserId>,
+    /// Project binding.
+    pub project_id: Option<ProjectId>,
+    /// Scopes.
+    pub scopes: BTreeSet<ApiKeyScope>,
+    /// Rate-limit tier.
+    pub rate_limit_tier: RateLimitTier,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revocation time (in the future while a rotation grace period runs).
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Who revoked it.
+    pub revoked_by: Option<UserId>,
+    /// Last use.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Last client IP.
+    pub last_used_ip: Option<IpAddr>,
+    /// Uses recorded.
+    pub usage_count: u64,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic version.
+    pub version: u64,
+}
+
+impl From<ApiKey> for ApiKeyResponse {
+    fn from(key: ApiKey) -> Self {
+        Self {
+            id: key.id,
+            tenant_id: key.tenant_id,
+            name: key.name,
+            description: key.description,
+            key_prefix: key.key_prefix,
+            created_by: key.created_by,
+            project_id: key.project_id,
+            scopes: key.scopes,
+            rate_limit_tier: key.rate_limit_tier,
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+            revoked_by: key.revoked_by,
+            last_used_at: key.last_used_at,
+            last_used_ip: key.last_used_ip,
+            usage_count: key.usage_count,
+            created_at: key.created_at,
+            updated_at: key.updated_at,
+            version: key.version,
+        }
+    }
+}
+
+/// A new key: its record and, this one time only, the full secret as `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedApiKeyResponse {
+    /// The record.
+    #[serde(flatten)]
+    pub api_key: ApiKeyResponse,
+    /// The full key. It is not stored and cannot be shown again.
+    pub key: String,
+}
+
+impl From<CreatedApiKey> for CreatedApiKeyResponse {
+    fn from(created: CreatedApiKey) -> Self {
+        Self {
+            key: created.secret.expose().to_owned(),
+            api_key: created.record.into(),
+        }
+    }
+}
+
+/// A rotation: the replacement key (with its secret, shown once) and the old key, revoked now or at the end of
+/// the grace period (`previous.revoked_at`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedApiKeyResponse {
+    /// The replacement key's record.
+    #[serde(flatten)]
+    pub api_key: ApiKeyResponse,
+    /// The replacement key's full secret.
+    pub key: String,
+    /// The rotated key.
+    pub previous: ApiKeyResponse,
+}
+
+impl From<RotatedApiKey> for RotatedApiKeyResponse {
+    fn from(rotated: RotatedApiKey) -> Self {
+        Self {
+            key: rotated.new.secret.expose().to_owned(),
+            api_key: rotated.new.record.into(),
+            previous: rotated.old.into(),
+        }
+    }
+}
+
+/// How many notifications `read-all` marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkedReadResponse {
+    /// Notifications that were unread and are now read.
+    pub marked: u64,
+}
