@@ -1,0 +1,10 @@
+//! # agentvoicebox
+//!
+//! One dependency for the whole SDK: re-exports the AgentVoiceBox crates under short names. Depend on the
+//! individual `avb-*` crates instead when you want fewer dependencies.
+#![deny(missing_docs)]
+
+pub use avb_auth as auth;
+pub use avb_core as core;
+pub use avb_storage_memory as storage_memory;
+pub use avb_tenancy as tenancy;
