@@ -147,7 +147,10 @@ impl App {
         if let Some(rate) = outcome.rate {
             response.set_header("x-ratelimit-limit", rate.limit.to_string());
             response.set_header("x-ratelimit-remaining", rate.remaining.to_string());
-            response.set_header("x-ratelimit-reset", rate.reset_after.as_secs().to_string());
+            // Spec §10.2: the reset is a Unix time (seconds), rounded up so clients never retry early.
+            let reset_in = rate.reset_after.as_secs() + u64::from(rate.reset_after.subsec_nanos() > 0);
+            let reset_at = inner.clock.now().timestamp().saturating_add(i64::try_from(reset_in).unwrap_or(0));
+            response.set_header("x-ratelimit-reset", reset_at.to_string());
         }
         self.cors_headers(origin.as_deref(), response);
         if method == Method::Head {
@@ -381,7 +384,7 @@ fn rate_key(
 }
 
 fn rate_limited(decision: RateLimitDecision) -> ApiError {
-    let retry = decision.retry_after.map_or(1, |d| d.as_secs().max(1));
+    let retry = decision.retry_after.map_or(1, |d| (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1));
     ApiError {
         retry_after: Some(retry),
         ..ApiError::with_message(
