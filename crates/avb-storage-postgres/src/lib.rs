@@ -1,0 +1,4 @@
+//! # avb-storage-postgres
+//!
+//! PostgreSQL adapters (work in progress).
+#![deny(missing_docs)]
