@@ -50,7 +50,7 @@ async fn projects_are_created_read_listed_updated_and_deleted_with_audit() {
             .await
             .unwrap()
             .items,
-        [p.clone()]
+        std::slice::from_ref(&p)
     );
 
     w.clock.advance(chrono::Duration::seconds(30));
