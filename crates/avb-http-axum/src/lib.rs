@@ -41,12 +41,9 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
     }
     let api_request = ApiRequest {
         method: Method::from_name(parts.method.as_str()),
-        // Nested routers see the path below their mount point; the API's routes are absolute, so use the
-        // original URI when axum kept it.
-        path: parts
-            .extensions
-            .get::<axum::extract::OriginalUri>()
-            .map_or_else(|| parts.uri.path().to_owned(), |uri| uri.path().to_owned()),
+        // When nested under a prefix, axum hands us the path below the mount point, which is exactly the
+        // API's own route space (`/api/v2/…`).
+        path: parts.uri.path().to_owned(),
         query: parts.uri.query().unwrap_or_default().to_owned(),
         headers,
         body: body.to_vec(),
