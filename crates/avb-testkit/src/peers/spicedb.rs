@@ -134,6 +134,111 @@ pub async fn start_spicedb() -> Result<SpiceDbPeer, PeerError> {
     })
 }
 
+/// Endpoint and key of the process-wide shared peer (see [`shared_spicedb`]).
+#[derive(Clone)]
+pub struct SharedSpiceDb {
+    /// `127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The bearer token it requires.
+    pub preshared_key: String,
+}
+
+impl SharedSpiceDb {
+    /// The endpoint as a URL for gRPC clients (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.endpoint)
+    }
+}
+
+impl fmt::Debug for SharedSpiceDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedSpiceDb")
+            .field("endpoint", &self.endpoint)
+            .field("preshared_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How a failed start is remembered (PeerError is not `Clone`).
+#[derive(Debug, Clone)]
+enum SharedFailure {
+    Skipped(String),
+    NotInstalled(String),
+    Start(String),
+}
+
+impl From<&PeerError> for SharedFailure {
+    fn from(err: &PeerError) -> Self {
+        match err {
+            PeerError::Skipped(reason) => Self::Skipped(reason.clone()),
+            PeerError::NotInstalled { hint, .. } => Self::NotInstalled(hint.clone()),
+            PeerError::Start { reason, .. } => Self::Start(reason.clone()),
+        }
+    }
+}
+
+impl From<SharedFailure> for PeerError {
+    fn from(failure: SharedFailure) -> Self {
+        match failure {
+            SharedFailure::Skipped(reason) => Self::Skipped(reason),
+            SharedFailure::NotInstalled(hint) => Self::NotInstalled { peer: PEER, hint },
+            SharedFailure::Start(reason) => Self::Start { peer: PEER, reason },
+        }
+    }
+}
+
+/// One SpiceDB peer shared by every test of this test binary, started on first use.
+///
+/// `#[tokio::test]`s each run their own runtime, and a peer (or a tonic channel) tied to one test's runtime dies
+/// with it. So the shared peer lives on a dedicated thread with its own runtime for the rest of the process;
+/// when the test binary exits, the host notices its parent is gone and shuts down within a second.
+///
+/// All users share one engine and one schema: write the same schema (the spec's), and make every test create
+/// its own random object ids. Tests that need an empty engine or their own schema use [`start_spicedb`].
+pub async fn shared_spicedb() -> Result<SharedSpiceDb, PeerError> {
+    static SHARED: tokio::sync::OnceCell<Result<SharedSpiceDb, SharedFailure>> =
+        tokio::sync::OnceCell::const_new();
+    let started = SHARED
+        .get_or_init(|| async {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name("avb-shared-spicedb".into())
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(runtime) => runtime,
+                        Err(e) => {
+                            let _ = tx.send(Err(SharedFailure::Start(format!("runtime: {e}"))));
+                            return;
+                        }
+                    };
+                    runtime.block_on(async move {
+                        match start_spicedb().await {
+                            Ok(peer) => {
+                                let shared = SharedSpiceDb {
+                                    endpoint: peer.endpoint.clone(),
+                                    preshared_key: peer.preshared_key.clone(),
+                                };
+                                if tx.send(Ok(shared)).is_ok() {
+                                    // Keep the peer (and the runtime that owns its process) for the process lifetime.
+                                    std::future::pending::<()>().await;
+                                }
+                            }
+                            Err(err) => {
+                                let _ = tx.send(Err(SharedFailure::from(&err)));
+                            }
+                        }
+                    });
+                });
+            if let Err(e) = spawned {
+                return Err(SharedFailure::Start(format!("thread: {e}")));
+            }
+            rx.await
+                .unwrap_or_else(|_| Err(SharedFailure::Start("starter thread ended".into())))
+        })
+        .await;
+    started.clone().map_err(PeerError::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
     clippy::indexing_slicing
 )]
 
-use avb_testkit::peers::spicedb::{SpiceDbPeer, start_spicedb};
+use avb_testkit::peers::spicedb::{SpiceDbPeer, shared_spicedb, start_spicedb};
 use spicedb_grpc_tonic::v1::check_bulk_permissions_pair::Response as BulkResponse;
 use spicedb_grpc_tonic::v1::check_permission_response::Permissionship;
 use spicedb_grpc_tonic::v1::consistency::Requirement;
@@ -863,4 +863,33 @@ async fn check_latency_over_500_checks() {
         "median check latency {:?}",
         pct(50)
     );
+}
+
+#[test]
+fn shared_peer_starts_once_and_outlives_the_runtime_that_started_it() {
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let shared = first.block_on(shared_spicedb()).unwrap();
+    drop(first);
+
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        let again = shared_spicedb().await.unwrap();
+        assert_eq!(again.endpoint, shared.endpoint);
+        assert_eq!(again.preshared_key, shared.preshared_key);
+        assert!(!format!("{again:?}").contains(&again.preshared_key));
+        let channel = Endpoint::from_shared(again.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut schema =
+            SchemaServiceClient::with_interceptor(channel, Bearer(Some(again.preshared_key.clone())));
+        let written = schema
+            .write_schema(WriteSchemaRequest {
+                schema: SCHEMA.into(),
+            })
+            .await
+            .unwrap();
+        assert!(written.into_inner().written_at.is_some());
+    });
 }
