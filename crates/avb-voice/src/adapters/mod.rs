@@ -1,0 +1,1 @@
+//! Adapters of the voice ports (in progress).

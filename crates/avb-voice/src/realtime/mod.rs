@@ -1,0 +1,1 @@
+//! Realtime protocol and engine (in progress).
