@@ -195,9 +195,19 @@ async fn serve(config: ServerConfig, assembled: avb_server::Assembled) -> Result
         .usage()
         .spawn_flusher(Duration::from_secs(5), app.inner().ids.clone());
     let addr: SocketAddr = format!("{}:{}", config.host, config.port).parse()?;
-    let listener = avb_http_axum::bind(addr)?;
-    tracing::info!(%addr, "listening");
-    avb_http_axum::serve(listener, app.clone(), shutdown_signal()).await?;
+    // `AVB_HTTP` chooses the framework; both serve the identical API (the pipeline is avb-api's).
+    let framework = std::env::var("AVB_HTTP").unwrap_or_else(|_| "axum".into());
+    tracing::info!(%addr, framework, "listening");
+    match framework.as_str() {
+        "axum" => avb_http_axum::serve(avb_http_axum::bind(addr)?, app.clone(), shutdown_signal()).await?,
+        #[cfg(feature = "actix")]
+        "actix" => avb_http_actix::serve(avb_http_actix::bind(addr)?, app.clone(), shutdown_signal()).await?,
+        other => {
+            return Err(
+                format!("AVB_HTTP={other}: expected axum or actix (actix needs --features actix)").into(),
+            );
+        }
+    }
     // In-flight requests are done; write what was batched so nothing accepted is lost.
     jobs.abort();
     flusher.abort();
