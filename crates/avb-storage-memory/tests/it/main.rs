@@ -9,3 +9,4 @@ mod jobs;
 mod memory_store;
 mod rate_limit;
 mod tenancy;
+mod relationships;

@@ -1,0 +1,16 @@
+//! One test binary for avb-auth: the shared conformance suites run against the local engine and the memory
+//! relationship store, the schema parser, engine semantics (cycles, depth, wildcards), the differential test
+//! against a brute-force reference evaluator, and the guards.
+// Test helpers outside `#[test]` functions (fixtures, reference evaluator, generators) may fail loudly too;
+// clippy's `allow-*-in-tests` settings only cover the test functions themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod conformance;
+mod differential;
+mod engine;
+mod guard;
+mod keycloak;
+mod static_jwt;
+mod support;
+mod zed;
+mod spicedb;
