@@ -164,6 +164,11 @@ impl ServerConfig {
         figment.extract().map_err(|e| ConfigError(e.to_string()))
     }
 
+    /// Every default, ignoring the environment and files (tests, benchmarks, embedding).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Figment::new().extract().map_err(|e| ConfigError(e.to_string()))
+    }
+
     /// Origins as a list.
     pub fn cors_origins(&self) -> Vec<String> {
         self.cors_allowed_origins
