@@ -44,6 +44,11 @@ async fn every_route_in_the_table_is_reachable() {
             route.path,
             resp.body
         );
+        assert_eq!(
+            resp.raw.header("x-content-type-options"),
+            Some("nosniff"),
+            "security headers on every answer"
+        );
     }
 }
 
