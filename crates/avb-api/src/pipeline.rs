@@ -275,13 +275,13 @@ impl App {
             .with_tenant(tenant.map(|t| t.id));
 
         // Rate limiting (spec §10.2): by API key, user or IP, with the caller's tier.
-        if !exempt(&req.path) {
-            if let Some((key, policy)) = rate_key(&ctx, client.ip, &inner.config.rate_limits) {
-                let decision = inner.rate_limiter.check(&ctx, &key, policy).await?;
-                outcome.rate = Some(decision);
-                if !decision.allowed {
-                    return Err(rate_limited(decision));
-                }
+        if !exempt(&req.path)
+            && let Some((key, policy)) = rate_key(&ctx, client.ip, &inner.config.rate_limits)
+        {
+            let decision = inner.rate_limiter.check(&ctx, &key, policy).await?;
+            outcome.rate = Some(decision);
+            if !decision.allowed {
+                return Err(rate_limited(decision));
             }
         }
 
@@ -309,10 +309,11 @@ impl App {
 
     fn error_response(&self, err: ApiError) -> ApiResponse {
         let mut body = err.body();
-        if err.status() >= 500 && self.inner().config.debug {
-            if let Some(cause) = &err.cause {
-                body.details = serde_json::json!({ "debug": cause });
-            }
+        if err.status() >= 500
+            && self.inner().config.debug
+            && let Some(cause) = &err.cause
+        {
+            body.details = serde_json::json!({ "debug": cause });
         }
         let mut response = ApiResponse::json(err.status(), &body);
         if let Some(secs) = err.retry_after {
@@ -412,15 +413,14 @@ fn check_access(access: Access, ctx: &Ctx) -> Result<(), ApiError> {
 }
 
 fn client_ip(req: &ApiRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        if let Some(ip) = req
+    if trust_forwarded_for
+        && let Some(ip) = req
             .headers
             .get("x-forwarded-for")
             .and_then(|v| v.split(',').next())
             .and_then(|first| first.trim().parse().ok())
-        {
-            return Some(ip);
-        }
+    {
+        return Some(ip);
     }
     req.peer
 }
