@@ -1,1 +1,8 @@
-//! Adapters of the voice ports (in progress).
+//! Adapters of the voice ports that run in-process.
+//!
+//! - [`earshot::EarshotVad`]: the real voice activity detector behind `server_vad`.
+//! - Deterministic adapters for tests and load runs: [`scripted_stt::ScriptedStt`] (transcripts from a script),
+//!   [`tone_tts::ToneTts`] (tones whose length follows the text), [`scripted_llm::ScriptedLlm`] (replies and
+//!   function calls from a script, streamed word by word).
+
+pub mod earshot;
