@@ -6,4 +6,5 @@
 //! A missing peer fails the test that needs it; there is no silent skip. The only way to skip is to set
 //! `AVB_SKIP_PEERS=<reason>`, which the launchers report as an error naming the reason.
 
+pub mod blackbox;
 pub mod peers;

@@ -1,4 +1,5 @@
 //! Integration tests of the peer launchers against the real peers (one test binary; see `scripts/install-peers.sh`).
 
+mod blackbox;
 mod keycloak;
 mod spicedb;
