@@ -197,7 +197,7 @@ struct Inner {
 #[derive(Debug, Default)]
 struct RefreshState {
     jwks_uri: Option<String>,
-    last_fetch: Option<Instant>,
+    last_unknown_kid_fetch: Option<Instant>,
 }
 
 struct KeySet {
@@ -242,14 +242,15 @@ impl KeycloakIdentity {
         if current.is_some() && current != seen {
             return Ok(()); // someone refreshed while we waited for the lock
         }
-        if rate_limited
-            && state
-                .last_fetch
-                .is_some_and(|t| t.elapsed() < self.inner.config.min_refresh_interval)
-        {
-            return Ok(());
+        // Only refetches caused by unknown `kid`s are rate limited, and only against each other: a routine fetch
+        // a moment ago must not delay picking up a key that was rotated in right after it.
+        if rate_limited {
+            let interval = self.inner.config.min_refresh_interval;
+            if state.last_unknown_kid_fetch.is_some_and(|t| t.elapsed() < interval) {
+                return Ok(());
+            }
+            state.last_unknown_kid_fetch = Some(Instant::now());
         }
-        state.last_fetch = Some(Instant::now());
         let jwks_uri = match &state.jwks_uri {
             Some(uri) => uri.clone(),
             None => {
