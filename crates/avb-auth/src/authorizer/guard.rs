@@ -15,6 +15,9 @@
 //!   embedded schema, following only the resource's `tenant` relation: an `admin` key may `view` a project
 //!   or `edit` a voice config, but cannot `delete` a project or `rotate` a key. A key bound to a project is
 //!   denied every other project.
+//! - **Platform sysadmins** (role `sysadmin` from the identity provider) act in any tenant as if they held that
+//!   tenant's `sysadmin` relation: whatever the schema grants `tenant#sysadmin` through the resource's `tenant`
+//!   relation is allowed without a tuple; anything else is checked in the graph like any user.
 //! - **The system principal** (jobs, bootstrap) is trusted: it passes permission checks, but still only within
 //!   the tenant its context is scoped to.
 
@@ -229,6 +232,14 @@ fn decide(ctx: &Ctx, resource: &GuardedResource, permission: &str) -> Result<Dec
         });
     }
     match ctx.principal() {
+        // A platform sysadmin acting inside a tenant holds that tenant's `sysadmin` relation implicitly (spec §6.4
+        // `relation sysadmin: user`), so no per-tenant tuple has to be written for every tenant that exists.
+        Principal::User(user)
+            if user.roles.contains(&Role::Sysadmin)
+                && tenant_role_grants(Role::Sysadmin, &resource.object.object_type, permission) =>
+        {
+            Ok(Decision::Allowed)
+        }
         Principal::User(user) => Ok(Decision::Check(SubjectRef::user(user.user_id))),
         Principal::System { .. } => Ok(Decision::Allowed),
         Principal::ApiKey(key) => Ok(if api_key_allows(key, resource, permission) {

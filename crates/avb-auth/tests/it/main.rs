@@ -14,3 +14,5 @@ mod static_jwt;
 mod support;
 mod zed;
 mod spicedb;
+#[cfg(feature = "spicedb")] mod differential_spicedb;
+mod sysadmin_guard;
