@@ -172,20 +172,20 @@ async fn serve(config: ServerConfig, assembled: avb_server::Assembled) -> Result
     for (port, adapter) in &assembled.adapters {
         tracing::info!(port, adapter, "adapter");
     }
-    if config.avb_bootstrap {
-        if let Some(identity) = &assembled.dev_identity {
-            let made = bootstrap::bootstrap(&app, identity).await?;
-            let base = format!("http://{}:{}", config.host, config.port);
-            println!("\nAgentVoiceBox is starting on {base} (in-memory, data lasts for this process)\n");
-            println!("demo tenant:     {} ({})", made.tenant_slug, made.tenant_id);
-            println!("sysadmin token:  {}", made.sysadmin_token);
-            println!("admin token:     {}", made.admin_token);
-            println!("api key:         {}\n", made.api_key);
-            println!(
-                "try:  curl -H 'Authorization: Bearer {}' {base}/api/v2/tenants/me\n",
-                made.api_key
-            );
-        }
+    if config.avb_bootstrap
+        && let Some(identity) = &assembled.dev_identity
+    {
+        let made = bootstrap::bootstrap(&app, identity).await?;
+        let base = format!("http://{}:{}", config.host, config.port);
+        println!("\nAgentVoiceBox is starting on {base} (in-memory, data lasts for this process)\n");
+        println!("demo tenant:     {} ({})", made.tenant_slug, made.tenant_id);
+        println!("sysadmin token:  {}", made.sysadmin_token);
+        println!("admin token:     {}", made.admin_token);
+        println!("api key:         {}\n", made.api_key);
+        println!(
+            "try:  curl -H 'Authorization: Bearer {}' {base}/api/v2/tenants/me\n",
+            made.api_key
+        );
     }
     let jobs = JobRunner::new(app.clone()).spawn(Duration::from_secs(1));
     let flusher = app
