@@ -229,7 +229,7 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The clock for job timestamps (`run_at`, leases) and grant expiry checks; defaults to the system clock.
+    /// The clock for job timestamps (`run_at`, leases, retries); defaults to the system clock.
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;

@@ -10,6 +10,7 @@
 //! - [`RedisEventBus`]: the spec's `tenant_…`/`user_…`/`session_…` groups on pub/sub channels, one dedicated
 //!   connection per bus, re-subscribed after reconnects.
 //! - [`RedisJobQueue`]: at-least-once jobs on Redis Streams with a consumer group, schedules and lease reclaim.
+//! - [`RedisEphemeralTokens`]: realtime `ek_` client-secret grants, by hash, expiring with Redis TTLs.
 //!
 //! All adapters made from one [`RedisStore`] share a single multiplexed, self-reconnecting connection.
 //! [`RedisStore::ping`] serves `/health/ready`. Driver errors never leave the crate: an unreachable or timed-out
@@ -35,6 +36,7 @@ mod link;
 mod pubsub;
 mod rate_limit;
 mod store;
+mod tokens;
 
 pub use cache::RedisCache;
 pub use config::{RedisConfig, RedisStoreBuilder};
@@ -42,3 +44,4 @@ pub use jobs::RedisJobQueue;
 pub use pubsub::{RedisEventBus, RedisEventBusBuilder};
 pub use rate_limit::{Checked, FailurePolicy, RedisRateLimiter, RedisRateLimiterBuilder};
 pub use store::RedisStore;
+pub use tokens::RedisEphemeralTokens;

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Deliveries buffered per subscription before it is told it lagged.
@@ -65,8 +65,8 @@ struct BusInner {
     pubsub: ConnectionManager,
     registry: Arc<Registry>,
     /// Serialises (un)subscribing with registry changes, so a channel is subscribed on the server whenever it
-    /// has local subscribers.
-    changes: tokio::sync::Mutex<()>,
+    /// has local subscribers. Holds whether the barrier channel is subscribed yet.
+    changes: tokio::sync::Mutex<bool>,
     buffer: usize,
     timeout: Duration,
     stop: CancellationToken,
@@ -80,11 +80,14 @@ impl Drop for BusInner {
     }
 }
 
-/// Local subscribers by channel.
-#[derive(Default)]
+/// Local subscribers by channel, and the barriers waiting on this bus's private channel.
 struct Registry {
     channels: Mutex<HashMap<String, Vec<Local>>>,
     next_id: AtomicU64,
+    /// `{prefix}:bus:{uuid}`: only this bus listens here; a marker published to it comes back through the same
+    /// ordered push path as every event.
+    barrier_channel: String,
+    barriers: Mutex<HashMap<u64, oneshot::Sender<()>>>,
 }
 
 /// One subscription's interest in one group.
@@ -114,6 +117,21 @@ impl Registry {
         let Ok(channel) = String::from_utf8(channel) else {
             return;
         };
+        if channel == self.barrier_channel {
+            let marker = std::str::from_utf8(&payload)
+                .ok()
+                .and_then(|m| m.parse::<u64>().ok());
+            let waiter = marker.and_then(|m| {
+                self.barriers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&m)
+            });
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(());
+            }
+            return;
+        }
         let channels = self.lock();
         let Some(locals) = channels.get(&channel) else {
             return;
@@ -193,7 +211,12 @@ impl RedisEventBusBuilder {
     /// # Errors
     /// `service_unavailable` when the connection cannot be opened.
     pub async fn build(self) -> Result<RedisEventBus> {
-        let registry = Arc::new(Registry::default());
+        let registry = Arc::new(Registry {
+            channels: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            barrier_channel: self.store.link().key(&format!("bus:{}", uuid::Uuid::new_v4())),
+            barriers: Mutex::new(HashMap::new()),
+        });
         let sink = Arc::clone(&registry);
         let pubsub = self
             .store
@@ -207,7 +230,7 @@ impl RedisEventBusBuilder {
             publisher: self.store.link().clone(),
             pubsub,
             registry,
-            changes: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::Mutex::new(false),
             buffer: self.buffer,
             timeout: self.store.config().command_timeout,
             stop: stop.clone(),
@@ -276,6 +299,46 @@ impl RedisEventBus {
         .map_err(map_err)
     }
 
+    /// Waits until every message the server sent this bus's connection before now has been dispatched.
+    ///
+    /// A group that already has local subscribers is subscribed on the server, so an event published just
+    /// before `subscribe` may still be on its way; registering the new subscription at once would replay it.
+    /// A marker published to the bus's private channel travels behind that event (the server writes to one
+    /// connection in order, and pushes are dispatched in order), so once the marker is back, the new
+    /// subscription can be registered without seeing anything published before `subscribe` was called.
+    async fn barrier(&self, ctx: &Ctx) -> Result<()> {
+        let registry = &self.inner.registry;
+        let marker = registry.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        registry
+            .barriers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(marker, tx);
+        let passed = self
+            .inner
+            .publisher
+            .bounded(ctx, self.inner.timeout, async {
+                let _: i64 = self
+                    .inner
+                    .publisher
+                    .query(
+                        ctx,
+                        redis::cmd("PUBLISH").arg(&registry.barrier_channel).arg(marker),
+                    )
+                    .await?;
+                rx.await
+                    .map_err(|_| Error::unavailable(crate::link::BACKEND, "the pub/sub connection closed"))
+            })
+            .await;
+        registry
+            .barriers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&marker);
+        passed
+    }
+
     fn channel(&self, group: &Group) -> String {
         self.inner.publisher.key(&format!("group:{}", group.name()))
     }
@@ -317,21 +380,32 @@ impl EventBus for RedisEventBus {
         }
         let channels: Vec<String> = unique.iter().map(|g| self.channel(g)).collect();
 
-        let _changing = self.inner.changes.lock().await;
-        let new: Vec<&String> = {
+        let mut barrier_subscribed = self.inner.changes.lock().await;
+        let (new, busy): (Vec<&String>, bool) = {
             let registry = self.inner.registry.lock();
             let mut new: Vec<&String> = channels.iter().filter(|c| !registry.contains_key(*c)).collect();
             new.dedup();
-            new
+            let busy = new.len() < channels.len();
+            (new, busy)
         };
-        if !new.is_empty() {
+        let mut to_subscribe: Vec<String> = new.into_iter().cloned().collect();
+        if busy && !*barrier_subscribed {
+            to_subscribe.push(self.inner.registry.barrier_channel.clone());
+        }
+        if !to_subscribe.is_empty() {
             let mut conn = self.inner.pubsub.clone();
             self.inner
                 .publisher
                 .bounded(ctx, self.inner.timeout, async move {
-                    conn.subscribe(new).await.map_err(map_err)
+                    conn.subscribe(to_subscribe).await.map_err(map_err)
                 })
                 .await?;
+            if busy {
+                *barrier_subscribed = true;
+            }
+        }
+        if busy {
+            self.barrier(ctx).await?;
         }
 
         let (tx, rx) = mpsc::channel(self.inner.buffer);

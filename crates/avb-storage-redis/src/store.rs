@@ -6,6 +6,7 @@ use crate::jobs::RedisJobQueue;
 use crate::link::{BACKEND, Link, map_err};
 use crate::pubsub::RedisEventBus;
 use crate::rate_limit::{RedisRateLimiter, RedisRateLimiterBuilder};
+use crate::tokens::RedisEphemeralTokens;
 use avb_core::{Clock, Error, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
@@ -32,6 +33,7 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
 /// | `avb:rl:{per_minute}-{per_hour}:{key}` | [`RedisRateLimiter`] state (spec §10.2) |
 /// | channel `avb:group:{name}` | [`RedisEventBus`] (spec §8.5 group names) |
 /// | `avb:jobs:…` | [`RedisJobQueue`] |
+/// | `avb:ek:{sha256}` | [`RedisEphemeralTokens`] |
 ///
 /// Redis Cluster is not supported: scripts touch keys they derive from data (a job's hash), which standalone and
 /// replicated (Sentinel) deployments allow and Cluster does not.
@@ -133,6 +135,11 @@ impl RedisStore {
     /// The job queue on Redis Streams.
     pub fn job_queue(&self) -> RedisJobQueue {
         RedisJobQueue::new(self.inner.link.clone(), self.inner.clock.clone())
+    }
+
+    /// The store of realtime client-secret grants.
+    pub fn ephemeral_tokens(&self) -> RedisEphemeralTokens {
+        RedisEphemeralTokens::new(self.inner.link.clone())
     }
 
     pub(crate) fn link(&self) -> &Link {

@@ -268,3 +268,28 @@ async fn subscriptions_resume_after_the_server_kills_the_pubsub_connection() {
     }
     assert_eq!(got, (100..105).map(event).collect::<Vec<_>>());
 }
+
+/// The race behind "no replay": an event already on its way to this bus's connection (the channel is busy with
+/// other local subscribers) must not reach a subscription made after it was published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_subscriber_on_a_busy_channel_never_sees_earlier_events() {
+    let (store, _prefix) = fresh_store().await;
+    let bus = store.event_bus().await.unwrap();
+    let tenant = TenantId(uuid::Uuid::new_v4());
+    let ctx = ctx_of(tenant);
+    let group = Group::Tenant { tenant };
+    let _early = bus.subscribe(&ctx, &[group]).await.unwrap();
+    for round in 0..50 {
+        bus.publish(&ctx, group, event(2 * round)).await.unwrap();
+        let mut late = bus.subscribe(&ctx, &[group]).await.unwrap();
+        bus.publish(&ctx, group, event(2 * round + 1)).await.unwrap();
+        assert_eq!(
+            next(&mut late).await,
+            Delivery::Event {
+                group,
+                event: event(2 * round + 1)
+            },
+            "round {round}: the first delivery is the first event published after subscribe returned"
+        );
+    }
+}

@@ -14,3 +14,4 @@ mod common;
 mod jobs;
 mod rate_limit;
 mod store;
+mod tokens;
