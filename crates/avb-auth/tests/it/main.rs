@@ -16,3 +16,4 @@ mod zed;
 mod spicedb;
 #[cfg(feature = "spicedb")] mod differential_spicedb;
 mod sysadmin_guard;
+mod authn;
