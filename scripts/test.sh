@@ -37,4 +37,4 @@ log "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 log "cargo test"
-cargo test --workspace --all-features --locked --no-fail-fast 2>&1 | tee target/test-output.log
+cargo test --workspace --all-features --locked --no-fail-fast
