@@ -1227,13 +1227,15 @@ fn session_json(d: Dialect, kind: SessionKind) -> Value {
 }
 
 /// (event, GA type, beta type, GA body, beta body); bodies exclude `type` and `event_id`.
-fn server_fixtures() -> Vec<(
+type Fixture = (
     ServerEvent,
     Option<&'static str>,
     Option<&'static str>,
     Value,
     Value,
-)> {
+);
+
+fn server_fixtures() -> Vec<Fixture> {
     let same = |v: Value| (v.clone(), v);
     let pr = json!({"response_id": "resp_1", "item_id": "item_1", "output_index": 0, "content_index": 1});
     let with = |base: &Value, extra: Value| {
@@ -1244,7 +1246,7 @@ fn server_fixtures() -> Vec<(
         v
     };
     let or = json!({"response_id": "resp_1", "item_id": "item_2", "output_index": 1});
-    let mut f: Vec<(ServerEvent, Option<&str>, Option<&str>, Value, Value)> = Vec::new();
+    let mut f: Vec<Fixture> = Vec::new();
     let mut push =
         |e: ServerEvent, ga: Option<&'static str>, beta: Option<&'static str>, bodies: (Value, Value)| {
             f.push((e, ga, beta, bodies.0, bodies.1));
