@@ -79,6 +79,9 @@ pub struct PgConfig {
     pub schema: Option<String>,
     /// `application_name` shown in `pg_stat_activity`.
     pub application_name: String,
+    /// Check a pooled connection with a round trip before handing it out (spec `CONN_HEALTH_CHECKS`, default
+    /// true): after a database restart, stale connections are replaced instead of failing a request each.
+    pub test_before_acquire: bool,
 }
 
 impl Default for PgConfig {
@@ -100,6 +103,7 @@ impl Default for PgConfig {
             app_role: Some(DEFAULT_APP_ROLE.to_owned()),
             schema: None,
             application_name: "agentvoicebox".to_owned(),
+            test_before_acquire: true,
         }
     }
 }
@@ -124,6 +128,7 @@ impl std::fmt::Debug for PgConfig {
             .field("app_role", &self.app_role)
             .field("schema", &self.schema)
             .field("application_name", &self.application_name)
+            .field("test_before_acquire", &self.test_before_acquire)
             .finish()
     }
 }
@@ -289,7 +294,7 @@ mod millis {
 /// ```no_run
 /// # async fn demo() -> avb_core::Result<()> {
 /// use avb_storage_postgres::PgStoreBuilder;
-/// let store = PgStoreBuilder::from_env()?.with_max_connections(20).build().await?;
+/// let store = PgStoreBuilder::from_env().with_max_connections(20).build().await?;
 /// store.migrate().await?; // `avb-server migrate`
 /// store.ping().await?; // `/health/ready`
 /// # Ok(()) }
@@ -300,6 +305,8 @@ pub struct PgStoreBuilder {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGen>,
     lazy: bool,
+    /// A malformed environment variable seen by `from_env`, reported by `build`.
+    env_error: Option<String>,
 }
 
 impl Default for PgStoreBuilder {
@@ -314,12 +321,17 @@ impl PgStoreBuilder {
         Self::from_config(PgConfig::default())
     }
 
-    /// Settings from the environment (see [`PgConfig::from_env`]).
-    ///
-    /// # Errors
-    /// `validation_error` for a malformed `DB_PORT` or `DB_POOL_SIZE`.
-    pub fn from_env() -> Result<Self> {
-        Ok(Self::from_config(PgConfig::from_env()?))
+    /// Settings from the environment (see [`PgConfig::from_env`]). A malformed variable (`DB_PORT`,
+    /// `DB_POOL_SIZE`) is reported by `build`.
+    pub fn from_env() -> Self {
+        match PgConfig::from_env() {
+            Ok(config) => Self::from_config(config),
+            Err(err) => {
+                let mut builder = Self::new();
+                builder.env_error = Some(err.to_string());
+                builder
+            }
+        }
     }
 
     /// Starts from a complete config (a config file section).
@@ -329,6 +341,7 @@ impl PgStoreBuilder {
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
             lazy: false,
+            env_error: None,
         }
     }
 
@@ -421,6 +434,9 @@ impl PgStoreBuilder {
     /// # Errors
     /// `validation_error` for a malformed config; `service_unavailable` when the server cannot be reached.
     pub async fn build(self) -> Result<PgStore> {
+        if let Some(message) = self.env_error {
+            return Err(Error::invalid("environment", "format", message));
+        }
         self.config.validate()?;
         PgStore::connect(self.config, self.clock, self.ids, self.lazy).await
     }

@@ -25,7 +25,7 @@
 //! ```no_run
 //! # async fn demo() -> avb_core::Result<()> {
 //! use avb_storage_postgres::PgStoreBuilder;
-//! let store = PgStoreBuilder::from_env()?.build().await?; // DATABASE_URL or DB_HOST/DB_PORT/DB_NAME/…
+//! let store = PgStoreBuilder::from_env().build().await?; // DATABASE_URL or DB_HOST/DB_PORT/DB_NAME/…
 //! store.migrate().await?;
 //! store.ping().await?;
 //! # Ok(()) }

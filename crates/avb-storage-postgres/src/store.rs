@@ -88,6 +88,7 @@ impl PgStore {
             .max_lifetime(config.max_lifetime)
             .idle_timeout(config.idle_timeout)
             .acquire_timeout(config.acquire_timeout)
+            .test_before_acquire(config.test_before_acquire)
             .connect_lazy_with(options);
         let store = Self {
             pool,

@@ -43,9 +43,35 @@ pub async fn admin() -> PgConnection {
     }
 }
 
-/// A fresh schema name.
+/// A fresh schema name, carrying this process's id so leftovers of a killed run can be recognised.
 fn schema_name() -> String {
-    format!("avb_it_{}", uuid::Uuid::new_v4().simple())
+    format!("avb_it_{}_{}", std::process::id(), uuid::Uuid::new_v4().simple())
+}
+
+/// Drops schemas that test processes no longer running left behind (a run that was killed cannot drop its
+/// own). Runs once per process, before its first schema.
+async fn sweep_leftovers() {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let mut conn = admin().await;
+            let schemas: Vec<String> = sqlx::query_scalar(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'avb\\_it\\_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+            for schema in schemas {
+                let pid = schema.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+                let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+                if !alive {
+                    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await;
+                }
+            }
+            let _ = conn.close().await;
+        })
+        .await;
 }
 
 /// Drops its schema (and ends the connections of its test) when dropped.
@@ -106,6 +132,7 @@ pub async fn store() -> Arc<TestStore> {
 
 /// [`store`] with builder changes.
 pub async fn store_with(edit: impl FnOnce(PgStoreBuilder) -> PgStoreBuilder) -> Arc<TestStore> {
+    sweep_leftovers().await;
     let name = schema_name();
     let mut conn = admin().await;
     let create = format!("CREATE SCHEMA \"{name}\"");
