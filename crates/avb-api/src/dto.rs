@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// An API key as clients see it (spec §9.2): every stored field except `key_hash`, which never leaves the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKeyResponse {
     /// Id.
     pub id: ApiKeyId,
@@ -39,6 +39,7 @@ pub struct ApiKeyResponse {
     /// Last use.
     pub last_used_at: Option<DateTime<Utc>>,
     /// Last client IP.
+    #[schema(value_type = Option<String>)]
     pub last_used_ip: Option<IpAddr>,
     /// Uses recorded.
     pub usage_count: u64,
@@ -76,7 +77,7 @@ impl From<ApiKey> for ApiKeyResponse {
 }
 
 /// A new key: its record and, this one time only, the full secret as `key`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedApiKeyResponse {
     /// The record.
     #[serde(flatten)]
@@ -96,7 +97,7 @@ impl From<CreatedApiKey> for CreatedApiKeyResponse {
 
 /// A rotation: the replacement key (with its secret, shown once) and the old key, revoked now or at the end of
 /// the grace period (`previous.revoked_at`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RotatedApiKeyResponse {
     /// The replacement key's record.
     #[serde(flatten)]
@@ -118,7 +119,7 @@ impl From<RotatedApiKey> for RotatedApiKeyResponse {
 }
 
 /// How many notifications `read-all` marked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MarkedReadResponse {
     /// Notifications that were unread and are now read.
     pub marked: u64,

@@ -14,6 +14,7 @@ pub mod http;
 pub mod input;
 pub mod jobs;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod permissions;
 mod pipeline;

@@ -75,6 +75,10 @@ pub fn routes() -> Vec<Route> {
         route!(Get "/health" => "health", Public, health::live),
         route!(Get "/health/ready" => "health_ready", Public, health::ready),
         route!(Get "/metrics" => "metrics", Public, health::metrics),
+        // the OpenAPI document and the offline documentation page
+        route!(Get "/api/v2/openapi.json" => "openapi", Public, docs::openapi),
+        route!(Get "/api/v2/docs" => "docs", Public, docs::page),
+        route!(Get "/api/v2/docs/{file}" => "docs_asset", Public, docs::asset),
         // tenants (spec §7.2 tenant routes)
         route!(Get "/api/v2/tenants/me" => "get_my_tenant", Tenant, tenants::me),
         route!(Get "/api/v2/tenants/me/settings" => "get_my_tenant_settings", Tenant, tenants::get_settings),

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 
 /// What kind of action was audited (spec §9.4 `Action`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditAction {
@@ -123,6 +124,7 @@ impl NewAuditEntry {
 }
 
 /// A stored audit entry (spec §9.4 fields plus its place in the tenant's hash chain).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Id.
@@ -138,6 +140,7 @@ pub struct AuditEntry {
     /// Tenant (`None` for platform-level entries).
     pub tenant_id: Option<TenantId>,
     /// Client IP.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub ip_address: Option<IpAddr>,
     /// Client user agent (≤ 500 chars).
     pub user_agent: String,

@@ -7,6 +7,7 @@ use uuid::Uuid;
 macro_rules! typed_id {
     ($( $(#[$doc:meta])* $name:ident => $resource:literal; )*) => {$(
         $(#[$doc])*
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);

@@ -57,6 +57,7 @@ impl Default for PageRequest {
 }
 
 /// One page of results with the total number of matches.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page<T> {
     /// The items of this page.

@@ -121,6 +121,7 @@ pub fn verify_secret(presented: &str, record: &ApiKey) -> bool {
 
 /// What a client sends to create a key. Scope and tier names are validated (not parsed by serde) so one request
 /// reports every bad field.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct CreateApiKeyRequest {
@@ -129,8 +130,10 @@ pub struct CreateApiKeyRequest {
     /// ≤ 2000 characters.
     pub description: String,
     /// At least one of `realtime`, `billing`, `admin`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<avb_core::ApiKeyScope>))]
     pub scopes: Vec<String>,
     /// `standard` (default), `elevated` or `unlimited`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<avb_core::RateLimitTier>))]
     pub rate_limit_tier: Option<String>,
     /// In the future, at most five years ahead; `None` never expires.
     pub expires_at: Option<DateTime<Utc>>,
@@ -148,6 +151,7 @@ pub struct CreatedApiKey {
 }
 
 /// Rotation options.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct RotateApiKeyRequest {
     /// How long the old key keeps working (0–7 days); `None` or 0 revokes it at once.

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident { $( $(#[$vdoc:meta])* $variant:ident => $wire:literal ),* $(,)? }) => {
         $(#[$doc])*
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $( $(#[$vdoc])* #[doc = concat!("`", $wire, "`")] $variant, )* }
@@ -54,6 +55,7 @@ wire_enum! {
 }
 
 /// A tenant's quotas (spec §5.1 fields, §7.4 tier table).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TenantLimits {
     /// Users.
@@ -90,6 +92,7 @@ impl TenantTier {
 }
 
 /// A tenant organisation (spec §5.1).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
     /// Id.
@@ -130,6 +133,7 @@ wire_enum! {
 }
 
 /// Extended tenant settings (spec §5.1 `TenantSettings`, §7.3 update rules).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantSettings {
     /// The tenant (one settings row per tenant).
@@ -188,6 +192,7 @@ impl TenantSettings {
 }
 
 /// A user's profile (spec §9.1 `UserProfile`, stored with the user).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserProfile {
     /// Avatar URL (empty or http/https).
@@ -221,6 +226,7 @@ impl Default for UserProfile {
 }
 
 /// A user (spec §9.1). E-mail is unique across the platform, stored lower-cased.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Id.
@@ -267,6 +273,7 @@ impl User {
 }
 
 /// A project inside a tenant. Names are unique per tenant.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Project {
     /// Id.
@@ -375,6 +382,7 @@ impl SessionStatus {
 }
 
 /// A voice session (spec §9.3).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     /// Id.
@@ -408,6 +416,7 @@ pub struct Session {
     /// Error message when status is `error`.
     pub error_message: String,
     /// Client IP.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub client_ip: Option<IpAddr>,
     /// Client user agent.
     pub user_agent: String,
@@ -428,6 +437,7 @@ wire_enum! {
 }
 
 /// One event of a session, in `sequence` order (1, 2, 3, … without gaps per session).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionEvent {
     /// Id.
@@ -451,6 +461,7 @@ pub struct SessionEvent {
 }
 
 /// A tenant's voice configuration (one per tenant): the defaults a realtime session starts from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VoiceConfig {
     /// Id.
@@ -486,6 +497,7 @@ pub struct VoiceConfig {
 }
 
 /// An agent persona: instructions and a voice, used by sessions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Persona {
     /// Id.
@@ -517,6 +529,7 @@ pub struct Persona {
 }
 
 /// A wake word that starts listening.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WakeWord {
     /// Id.
@@ -538,6 +551,7 @@ pub struct WakeWord {
 }
 
 /// A UI theme (AgentSkin): colours and CSS variables, validated against injection and for contrast.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Theme {
     /// Id.
@@ -569,6 +583,7 @@ pub struct Theme {
 }
 
 /// A notification for one user.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// Id.

@@ -56,6 +56,7 @@ pub struct NotificationQuery {
 }
 
 /// A user's notification preferences.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationPreferences {
     /// Send e-mails.
@@ -67,6 +68,7 @@ pub struct NotificationPreferences {
 }
 
 /// A partial change of preferences; `muted_categories` replaces the whole set.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct UpdatePreferencesRequest {

@@ -23,6 +23,7 @@ pub const MAX_NAME: usize = 255;
 pub const MAX_DESCRIPTION: usize = 2000;
 
 /// Input of [`ProjectService::create`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateProjectRequest {
     /// 1–255 characters, unique in the tenant regardless of case.
@@ -47,6 +48,7 @@ impl CreateProjectRequest {
 }
 
 /// Input of [`ProjectService::update`]; `None` leaves a field unchanged.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateProjectRequest {
     /// 1–255 characters, unique in the tenant regardless of case.

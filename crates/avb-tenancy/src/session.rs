@@ -30,6 +30,7 @@ pub const EXPIRED_ERROR_CODE: &str = "session_expired";
 const CLEANUP_BATCH: u32 = 100;
 
 /// What a client sends to open a session.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct CreateSessionRequest {

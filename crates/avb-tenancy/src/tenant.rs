@@ -56,6 +56,7 @@ pub const SUSPENSION_REASON_KEY: &str = "suspension_reason";
 ///
 /// Enumerations arrive as text so that a bad value is reported with every other bad field in one
 /// `validation_error`, not as a deserialisation failure.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateTenantRequest {
     /// Display name, 2–255 characters.
@@ -64,6 +65,7 @@ pub struct CreateTenantRequest {
     pub slug: String,
     /// `free` (default), `starter`, `pro` or `enterprise`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::TenantTier>))]
     pub tier: Option<String>,
     /// E-mail of the first administrator; unique platform-wide.
     pub admin_email: String,
@@ -98,6 +100,7 @@ impl CreateTenantRequest {
 }
 
 /// Input of [`TenantService::update`] (spec §7.3 `TenantUpdate`); `None` leaves a field unchanged.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateTenantRequest {
     /// New name, 2–255 characters.
@@ -105,6 +108,7 @@ pub struct UpdateTenantRequest {
     pub name: Option<String>,
     /// New tier; resets all four limits to the tier's table (§7.4) before explicit overrides apply.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::TenantTier>))]
     pub tier: Option<String>,
     /// Explicit override, ≥ 1.
     #[serde(default)]
@@ -129,6 +133,7 @@ pub struct UpdateTenantRequest {
 }
 
 /// Input of [`TenantService::suspend`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SuspendTenantRequest {
     /// Why, 1–500 characters; stored as `settings.suspension_reason` and in the audit record.
@@ -136,6 +141,7 @@ pub struct SuspendTenantRequest {
 }
 
 /// Input of [`TenantService::update_settings`] (spec §7.3 `TenantSettingsUpdate`); `None` leaves a field unchanged.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantSettingsUpdate {
     /// Empty, or an http(s) URL.
@@ -146,6 +152,7 @@ pub struct TenantSettingsUpdate {
     pub primary_color: Option<String>,
     /// `disabled`, `local` or `agentvoicebox`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::VoiceProvider>))]
     pub default_voice_provider: Option<String>,
     /// 1–50 characters.
     #[serde(default)]
@@ -180,6 +187,7 @@ pub struct TenantSettingsUpdate {
 }
 
 /// What [`TenantService::create`] made, all in one unit of work.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantCreated {
     /// The tenant (`pending`).
@@ -191,6 +199,7 @@ pub struct TenantCreated {
 }
 
 /// One row of [`TenantService::list`] (spec §7.3 `TenantListResponse`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantListItem {
     /// Id.
@@ -214,6 +223,7 @@ pub struct TenantListItem {
 }
 
 /// Current use of one quota against its limit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageCounter {
     /// What is used now (as counted by [`quota::usage`], i.e. what the limit is enforced against).
@@ -223,6 +233,7 @@ pub struct UsageCounter {
 }
 
 /// Usage statistics (spec §7.4 `get_usage_stats`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantUsage {
     /// Active users.

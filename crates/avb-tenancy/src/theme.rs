@@ -186,6 +186,7 @@ fn decode_css(value: &str) -> std::result::Result<String, UnsafeCss> {
 }
 
 /// A new theme. Missing fields are reported as validation errors.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct CreateThemeRequest {
@@ -206,6 +207,7 @@ pub struct CreateThemeRequest {
 }
 
 /// A partial update of a theme; `variables` replaces the whole set.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct UpdateThemeRequest {

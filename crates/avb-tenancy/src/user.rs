@@ -33,6 +33,7 @@ pub const MAX_MUTED_CATEGORIES: usize = 50;
 // ---------------------------------------------------------------------------------------------------------------
 
 /// Input of [`UserService::invite`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteUserRequest {
     /// E-mail, unique platform-wide (stored lower-case).
@@ -45,17 +46,21 @@ pub struct InviteUserRequest {
     pub last_name: String,
     /// At least one role name (`admin`, `developer`, `operator`, `viewer`, `billing`; `sysadmin` only when a
     /// cross-tenant principal invites).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<avb_core::Role>))]
     pub roles: Vec<String>,
 }
 
 /// Input of [`UserService::change_roles`]: the complete new role set.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeRolesRequest {
     /// At least one role name.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<avb_core::Role>))]
     pub roles: Vec<String>,
 }
 
 /// Input of [`UserService::update_profile`]; `None` leaves a field unchanged.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateProfileRequest {
     /// ≤ 150 characters.
@@ -84,6 +89,7 @@ pub struct UpdateProfileRequest {
     pub muted_categories: Option<Vec<String>>,
     /// `Some(Some(id))` sets the theme (it must exist in the user's tenant), `Some(None)` (JSON `null`) clears it.
     #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<avb_core::ThemeId>))]
     pub theme_id: Option<Option<ThemeId>>,
     /// JSON merge patch (RFC 7396) applied to the preferences; the result must stay within 64 KiB.
     #[serde(default)]

@@ -58,6 +58,7 @@ pub fn default_voice_config(settings: &TenantSettings) -> VoiceConfig {
 }
 
 /// A partial update of the voice configuration; absent fields keep their value.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct UpdateVoiceConfigRequest {
@@ -88,6 +89,7 @@ pub struct UpdateVoiceConfigRequest {
 }
 
 /// A new persona.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct CreatePersonaRequest {
@@ -108,6 +110,7 @@ pub struct CreatePersonaRequest {
 }
 
 /// A partial update of a persona.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct UpdatePersonaRequest {
@@ -130,6 +133,7 @@ pub struct UpdatePersonaRequest {
 }
 
 /// A new wake word.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct CreateWakeWordRequest {
@@ -143,6 +147,7 @@ pub struct CreateWakeWordRequest {
 }
 
 /// A partial update of a wake word.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct UpdateWakeWordRequest {

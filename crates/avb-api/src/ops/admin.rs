@@ -17,22 +17,36 @@ use avb_tenancy::tenant::{CreateTenantRequest, SuspendTenantRequest, UpdateTenan
 use serde::Deserialize;
 
 /// Filters of `GET /admin/tenants`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct TenantListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct TenantListQuery {
+    /// Only tenants in this status.
+    #[param(inline, value_type = Option<TenantStatus>)]
     status: Option<String>,
+    /// Only tenants of this tier.
+    #[param(inline, value_type = Option<TenantTier>)]
     tier: Option<String>,
+    /// Part of the name or slug.
     search: Option<String>,
 }
 
 /// Filters of `GET /admin/users`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct UserListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct UserListQuery {
+    /// Only users of this tenant.
+    #[param(value_type = Option<uuid::Uuid>)]
     tenant_id: Option<TenantId>,
+    /// Exact e-mail.
     email: Option<String>,
+    /// Part of the e-mail or name.
     search: Option<String>,
+    /// Only active (or deactivated) users.
     is_active: Option<bool>,
+    /// Only users with this role.
+    #[param(inline, value_type = Option<Role>)]
     role: Option<String>,
 }
 

@@ -22,11 +22,17 @@ use avb_tenancy::store::ApiKeyFilter;
 use serde::Deserialize;
 
 /// Filters of `GET /api-keys`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct ApiKeyListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ApiKeyListQuery {
+    /// Only keys bound to this project.
+    #[param(value_type = Option<uuid::Uuid>)]
     project_id: Option<ProjectId>,
+    /// Only revoked (or usable) keys.
     revoked: Option<bool>,
+    /// Only keys created by this user.
+    #[param(value_type = Option<uuid::Uuid>)]
     created_by: Option<UserId>,
 }
 

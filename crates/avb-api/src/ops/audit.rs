@@ -10,15 +10,23 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 /// Filters of `GET /audit`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct AuditParams {
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditParams {
+    /// Only entries by this actor (user or API key id); `actor` is accepted too.
     #[serde(alias = "actor")]
     actor_id: Option<uuid::Uuid>,
+    /// Only this action.
+    #[param(inline, value_type = Option<avb_core::audit::AuditAction>)]
     action: Option<String>,
+    /// Only this resource type (`api_key`, `session`, …).
     resource_type: Option<String>,
+    /// Only this resource id.
     resource_id: Option<String>,
+    /// At or after (RFC 3339).
     from: Option<DateTime<Utc>>,
+    /// Before (RFC 3339).
     to: Option<DateTime<Utc>>,
 }
 

@@ -11,11 +11,14 @@ use avb_tenancy::notification::{NotificationQuery, UpdatePreferencesRequest};
 use serde::Deserialize;
 
 /// Filters of `GET /notifications`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct NotificationListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct NotificationListQuery {
+    /// Only unread notifications (`unread_only` is accepted too).
     #[serde(alias = "unread_only")]
     unread: bool,
+    /// Only this category.
     category: Option<String>,
 }
 

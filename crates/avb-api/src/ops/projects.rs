@@ -15,10 +15,13 @@ use avb_tenancy::store::{ApiKeyFilter, ProjectFilter};
 use serde::Deserialize;
 
 /// Filters of `GET /projects`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct ProjectListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ProjectListQuery {
+    /// Exact name (case-insensitive).
     name: Option<String>,
+    /// Part of the name.
     search: Option<String>,
 }
 

@@ -20,24 +20,37 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 /// Filters of `GET /sessions`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct SessionListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct SessionListQuery {
+    /// Only sessions in this status.
+    #[param(inline, value_type = Option<SessionStatus>)]
     status: Option<String>,
+    /// Only sessions of this project.
+    #[param(value_type = Option<uuid::Uuid>)]
     project_id: Option<ProjectId>,
+    /// Only sessions opened with this API key.
+    #[param(value_type = Option<uuid::Uuid>)]
     api_key_id: Option<ApiKeyId>,
+    /// Created at or after (RFC 3339; `from` is accepted too).
     #[serde(alias = "from")]
     created_from: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339; `to` is accepted too).
     #[serde(alias = "to")]
     created_to: Option<DateTime<Utc>>,
 }
 
 /// Filters of `GET /sessions/{id}/events`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct EventListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventListQuery {
+    /// Only events after this sequence number.
     after_sequence: Option<u64>,
+    /// Only events of this kind (`type` is accepted too).
     #[serde(alias = "type")]
+    #[param(inline, value_type = Option<SessionEventType>)]
     event_type: Option<String>,
 }
 

@@ -18,10 +18,14 @@ use avb_tenancy::theme::{CreateThemeRequest, UpdateThemeRequest};
 use serde::Deserialize;
 
 /// Filters of `GET /themes`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct ThemeListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ThemeListQuery {
+    /// Only themes owned by this user.
+    #[param(value_type = Option<uuid::Uuid>)]
     owner_id: Option<UserId>,
+    /// Only public (or private) themes.
     is_public: Option<bool>,
 }
 

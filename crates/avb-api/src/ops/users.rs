@@ -18,12 +18,18 @@ use serde::Deserialize;
 use std::collections::BTreeSet;
 
 /// Filters of `GET /users`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct UserListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct UserListQuery {
+    /// Exact e-mail.
     email: Option<String>,
+    /// Part of the e-mail or name.
     search: Option<String>,
+    /// Only active (or deactivated) users.
     is_active: Option<bool>,
+    /// Only users with this role.
+    #[param(inline, value_type = Option<Role>)]
     role: Option<String>,
 }
 

@@ -24,17 +24,22 @@ use avb_tenancy::voice::{
 use serde::Deserialize;
 
 /// Filters of `GET /voice/personas`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct PersonaListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct PersonaListQuery {
+    /// Exact name (case-insensitive).
     name: Option<String>,
+    /// Only active (or inactive) personas.
     is_active: Option<bool>,
 }
 
 /// Filters of `GET /voice/wake-words`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct WakeWordListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct WakeWordListQuery {
+    /// Only active (or inactive) wake words.
     is_active: Option<bool>,
 }
 

@@ -20,3 +20,4 @@ mod tenants;
 mod themes;
 mod users;
 mod voice;
+mod openapi;

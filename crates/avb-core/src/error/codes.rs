@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! codes {
     ($( $(#[$doc:meta])* $variant:ident => $status:literal, $name:literal, $message:literal; )*) => {
         /// A stable, documented error code. The wire name is [`ErrorCode::as_str`].
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         #[non_exhaustive]

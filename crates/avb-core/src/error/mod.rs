@@ -39,6 +39,7 @@ pub trait HasCode {
 }
 
 /// The wire envelope of every error response: `{"error": code, "message": "...", "details": {...}}` (spec §13.1).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// Stable code.
@@ -46,15 +47,18 @@ pub struct ErrorBody {
     /// Human-readable message.
     pub message: String,
     /// Structured details; an empty object when there are none.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: Value,
 }
 
 /// One field's validation failure.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     /// Field path (`"slug"`, `"settings.primary_color"`).
     pub field: String,
     /// Short machine code (`"pattern"`, `"length"`, `"range"`, `"required"`, `"format"`, `"unique"`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub code: Cow<'static, str>,
     /// Human-readable reason.
     pub message: String,
