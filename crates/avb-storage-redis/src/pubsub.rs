@@ -507,7 +507,7 @@ impl Drop for RedisSubscription {
             }
             let mut conn = bus.pubsub.clone();
             // A failure leaves an idle server-side subscription: its messages find no local subscriber and are
-            // dropped, and the next reconnect does not restore it.
+            // dropped, and the next subscriber of the group reuses it.
             let _ = tokio::time::timeout(bus.timeout, conn.unsubscribe(gone)).await;
         });
     }

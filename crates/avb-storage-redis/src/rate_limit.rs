@@ -336,10 +336,7 @@ impl RedisRateLimiter {
                         },
                         failed_open: true,
                     }),
-                    FailurePolicy::Closed => Err(match err {
-                        Error::DeadlineExceeded => Error::DeadlineExceeded,
-                        other => Error::unavailable("rate_limiter", other),
-                    }),
+                    FailurePolicy::Closed => Err(err),
                 }
             }
             Err(err) => Err(err),
