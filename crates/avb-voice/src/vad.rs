@@ -66,6 +66,10 @@ pub struct TurnDetectionConfig {
     /// Speech needed before a turn starts while the agent is silent, in milliseconds.
     pub min_speech_duration_ms: u32,
     /// Speech needed before a turn starts while the agent is speaking (barge-in), in milliseconds.
+    ///
+    /// Durations are of *detected* speech, which outlasts the sound by the detector's decay (about 70–100 ms
+    /// for earshot): the default of 500 ms (LiveKit Agents' `min_interruption_duration` too) lets a 330 ms
+    /// "yeah" or a cough pass under the agent and stops it for a real interjection.
     pub min_interrupt_duration_ms: u32,
 }
 
@@ -76,13 +80,15 @@ impl Default for TurnDetectionConfig {
             prefix_padding_ms: 300,
             silence_duration_ms: 500,
             min_speech_duration_ms: 80,
-            min_interrupt_duration_ms: 250,
+            min_interrupt_duration_ms: 500,
         }
     }
 }
 
-/// Longest dip below the threshold that an onset still survives before it has lasted long enough to count: one
-/// word's syllables stay one candidate, two separate clicks do not add up.
+/// Longest dip below the threshold that an onset survives while its speech adds up to the minimum: one word's
+/// syllables add up, separate clicks or coughs do not. The turn is still dated from the first speech after
+/// `silence_duration_ms` of silence, so "Hello, … can you hear me?" keeps its "Hello" even when only the second
+/// phrase is long enough to interrupt.
 pub const MAX_ONSET_GAP_MS: u32 = 96;
 
 /// Upper bound for every duration field (a minute): longer settings are configuration mistakes.
@@ -167,15 +173,11 @@ pub enum TurnEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Idle,
-    /// Speech seen but not yet long enough to count.
+    /// Speech seen but not yet long enough to count: `voiced` samples since the last dip longer than the onset gap.
     Onset {
-        start: u64,
         voiced: u64,
-        last_voice_end: u64,
     },
-    Speaking {
-        last_voice_end: u64,
-    },
+    Speaking,
 }
 
 /// Durations of the config, in detector-rate samples.
@@ -224,6 +226,10 @@ pub struct TurnDetector {
     pending: Vec<i16>,
     scratch: Vec<i16>,
     state: State,
+    /// Start of the current run of speech (first voiced frame after at least the silence duration).
+    run_start: u64,
+    /// End of the last voiced frame, if any.
+    last_voice_end: Option<u64>,
     agent_speaking: bool,
 }
 
@@ -256,6 +262,8 @@ impl TurnDetector {
             pending: Vec::new(),
             scratch: Vec::new(),
             state: State::Idle,
+            run_start: 0,
+            last_voice_end: None,
             agent_speaking: false,
         })
     }
@@ -289,7 +297,7 @@ impl TurnDetector {
 
     /// True between `SpeechStarted` and `SpeechStopped`.
     pub fn in_speech(&self) -> bool {
-        matches!(self.state, State::Speaking { .. })
+        self.state == State::Speaking
     }
 
     /// Session milliseconds of audio the detector has scored so far.
@@ -341,6 +349,7 @@ impl TurnDetector {
         self.resampler.reset();
         self.pending.clear();
         self.state = State::Idle;
+        self.last_voice_end = None;
         let position = rescale_samples(self.input_samples, self.input_rate, self.vad.sample_rate());
         self.clock = SampleClock::new(self.vad.sample_rate());
         self.clock
@@ -353,64 +362,48 @@ impl TurnDetector {
 
     fn step(&mut self, start: u64, end: u64, voiced: bool, events: &mut Vec<TurnEvent>) {
         let t = self.thresholds;
+        if voiced {
+            if self
+                .last_voice_end
+                .is_none_or(|last| start.saturating_sub(last) >= t.silence)
+            {
+                self.run_start = start;
+            }
+            self.last_voice_end = Some(end);
+        }
+        let since_voice = end.saturating_sub(self.last_voice_end.unwrap_or(0));
+        self.state = match self.state {
+            State::Idle if voiced => State::Onset { voiced: end - start },
+            State::Idle => State::Idle,
+            State::Onset { voiced: so_far } if voiced => State::Onset {
+                voiced: so_far + (end - start),
+            },
+            State::Onset { .. } if since_voice > t.max_gap => State::Idle,
+            State::Onset { voiced: so_far } => State::Onset { voiced: so_far },
+            State::Speaking if !voiced && since_voice >= t.silence => {
+                events.push(TurnEvent::SpeechStopped {
+                    audio_end_ms: self.ms_at(end),
+                });
+                State::Idle
+            }
+            State::Speaking => State::Speaking,
+        };
         let needed = if self.agent_speaking {
             t.min_interrupt
         } else {
             t.min_speech
         };
-        self.state = match self.state {
-            State::Idle if voiced => State::Onset {
-                start,
-                voiced: end - start,
-                last_voice_end: end,
-            },
-            State::Idle => State::Idle,
-            State::Onset {
-                start: onset,
-                voiced: so_far,
-                last_voice_end,
-            } => {
-                if voiced {
-                    State::Onset {
-                        start: onset,
-                        voiced: so_far + (end - start),
-                        last_voice_end: end,
-                    }
-                } else if end - last_voice_end > t.max_gap {
-                    State::Idle
-                } else {
-                    State::Onset {
-                        start: onset,
-                        voiced: so_far,
-                        last_voice_end,
-                    }
-                }
-            }
-            State::Speaking { last_voice_end } => {
-                if voiced {
-                    State::Speaking { last_voice_end: end }
-                } else if end - last_voice_end >= t.silence {
-                    events.push(TurnEvent::SpeechStopped {
-                        audio_end_ms: self.ms_at(end),
-                    });
-                    State::Idle
-                } else {
-                    State::Speaking { last_voice_end }
-                }
-            }
-        };
-        if let State::Onset {
-            start: onset,
-            voiced: so_far,
-            last_voice_end,
-        } = self.state
+        if let State::Onset { voiced: so_far } = self.state
             && so_far >= needed
         {
-            let padded = self.origin.saturating_add(onset).saturating_sub(t.prefix);
+            let padded = self
+                .origin
+                .saturating_add(self.run_start)
+                .saturating_sub(t.prefix);
             events.push(TurnEvent::SpeechStarted {
                 audio_start_ms: samples_to_ms(padded, self.vad.sample_rate()),
             });
-            self.state = State::Speaking { last_voice_end };
+            self.state = State::Speaking;
         }
     }
 }

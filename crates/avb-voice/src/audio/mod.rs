@@ -8,6 +8,7 @@
 //! - [`Resampler`]: streaming rate conversion between 8, 16, 22.05, 24, 44.1 and 48 kHz on `rubato`.
 //! - [`timing`]: exact millisecond accounting from sample counters (`audio_start_ms`, `audio_end_ms`).
 //! - [`InputAudioBuffer`]: the per-session input buffer with a byte cap and commit/clear.
+//! - [`synth`]: deterministic tones, noise and a synthetic vowel for the tone TTS, tests and benchmarks.
 
 mod buffer;
 mod format;
@@ -15,6 +16,7 @@ pub mod framing;
 pub mod g711;
 pub mod pcm;
 mod resample;
+pub mod synth;
 pub mod timing;
 
 pub use buffer::{CommittedAudio, DEFAULT_INPUT_BUFFER_CAP_BYTES, InputAudioBuffer};
