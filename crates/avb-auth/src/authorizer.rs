@@ -499,6 +499,43 @@ impl LookupSubject {
     }
 }
 
+/// Merges lookup results into the canonical form the port returns: each concrete subject once, and at most one
+/// `*` whose exclusions name no listed subject, sorted.
+///
+/// SpiceDB streams one response per branch of its evaluation without merging them, so the same answer can
+/// arrive as, say, `[* except {ann, bob}, ann]`; merging with SpiceDB's own union rule (wildcard exclusions
+/// intersect, a concrete subject cancels its exclusion) turns that into `[* except {bob}, ann]`, the form
+/// the local engine computes directly.
+pub fn merge_lookup_subjects(found: impl IntoIterator<Item = LookupSubject>) -> Vec<LookupSubject> {
+    let mut concrete: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut wildcard: Option<std::collections::BTreeSet<String>> = None;
+    for subject in found {
+        if subject.is_wildcard() {
+            let excluded: std::collections::BTreeSet<String> =
+                subject.excluded_subject_ids.into_iter().collect();
+            wildcard = Some(match wildcard {
+                None => excluded,
+                Some(existing) => existing.intersection(&excluded).cloned().collect(),
+            });
+        } else {
+            concrete.insert(subject.subject_id);
+        }
+    }
+    let mut out: Vec<LookupSubject> = Vec::with_capacity(concrete.len() + 1);
+    if let Some(excluded) = wildcard {
+        out.push(LookupSubject {
+            subject_id: WILDCARD.to_owned(),
+            excluded_subject_ids: excluded.into_iter().filter(|id| !concrete.contains(id)).collect(),
+        });
+    }
+    out.extend(concrete.into_iter().map(|subject_id| LookupSubject {
+        subject_id,
+        excluded_subject_ids: Vec::new(),
+    }));
+    out.sort();
+    out
+}
+
 /// Relationship-based authorization (spec §6.2, SpiceDB semantics).
 ///
 /// The port does not authorize its own callers: services decide who may write relationships or the schema;
@@ -520,7 +557,7 @@ impl LookupSubject {
 ///   write; `FullyConsistent` sees every completed write. A malformed token is an error.
 /// - `lookup_resources` returns exactly the ids `check` would allow (sorted, no duplicates).
 /// - `lookup_subjects` returns the concrete subjects found and, for wildcards, `*` with its exclusions
-///   ([`LookupSubject`]).
+///   ([`LookupSubject`]), in the canonical form of [`merge_lookup_subjects`].
 /// - `read_relationships` returns exactly what a non-empty filter matches, sorted.
 /// - `write_schema` rejects invalid text and changes that would orphan stored relationships, keeping the old
 ///   schema; `read_schema` returns a schema equal (by [`crate::zed::Schema`] equality) to the last one written.
@@ -699,6 +736,27 @@ mod tests {
         assert!(validate_object_id("", false).is_err());
         assert!(validate_object_id("a b", false).is_err());
         assert!(validate_object_id(&"x".repeat(1025), false).is_err());
+    }
+
+    #[test]
+    fn merging_lookup_results_applies_spicedb_union() {
+        let entry = |id: &str, excluded: &[&str]| LookupSubject {
+            subject_id: id.into(),
+            excluded_subject_ids: excluded.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        // The shape real SpiceDB streamed for one random schema.
+        let raw = vec![
+            entry("*", &["u0", "u1", "u3"]),
+            entry("u0", &[]),
+            entry("u3", &[]),
+            entry("u0", &[]),
+        ];
+        assert_eq!(
+            merge_lookup_subjects(raw),
+            vec![entry("*", &["u1"]), entry("u0", &[]), entry("u3", &[])]
+        );
+        let two_wildcards = vec![entry("*", &["a", "b"]), entry("*", &["b", "c"])];
+        assert_eq!(merge_lookup_subjects(two_wildcards), vec![entry("*", &["b"])]);
     }
 
     #[test]

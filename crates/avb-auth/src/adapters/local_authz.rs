@@ -17,7 +17,8 @@
 //!   graphs.
 //! - **lookup_subjects** follows SpiceDB's algorithm and its subject-set algebra: concrete subjects and one
 //!   wildcard with exclusions (`user:*` minus `banned` reports `*` excluding the banned ids). Any cycle met is
-//!   an error, as in SpiceDB, which never short-circuits lookups.
+//!   an error, as in SpiceDB, which never short-circuits lookups. One SpiceDB quirk is kept on purpose: for
+//!   `rel.all(perm)`, objects whose type has no `perm` are ignored by lookups but deny in checks.
 //! - **lookup_resources** walks the subject index backwards to the resources that can reach the subject, then
 //!   checks each candidate, so its answers are exactly what `check` allows.
 //! - Tokens are store revisions (`local:<revision>`). The store is linearizable, so every read is at least as
@@ -30,7 +31,7 @@ use crate::authorizer::{
     Authorizer, BulkCheckResult, CheckRequest, CheckResult, Consistency, LookupResourcesRequest,
     LookupSubject, LookupSubjectsRequest, ObjectRef, Permissionship, Relationship, RelationshipFilter,
     RelationshipSnapshot, RelationshipStore, RelationshipUpdate, Revision, SubjectFilter, SubjectRef,
-    SubjectRelationFilter, WILDCARD, ZedToken, validate_object_id,
+    SubjectRelationFilter, WILDCARD, ZedToken, merge_lookup_subjects, validate_object_id,
 };
 use crate::zed::{self, AllowedSubjectKind, ArrowFunction, Expr, Member, Schema};
 use crate::{Error, Result};
@@ -761,22 +762,19 @@ impl SubjectSet {
     }
 
     fn into_results(self) -> Vec<LookupSubject> {
-        let mut out: Vec<LookupSubject> = self
-            .concrete
-            .into_iter()
-            .map(|subject_id| LookupSubject {
-                subject_id,
-                excluded_subject_ids: Vec::new(),
-            })
-            .collect();
-        if let Some(excluded) = self.wildcard {
-            out.push(LookupSubject {
-                subject_id: WILDCARD.to_owned(),
-                excluded_subject_ids: excluded.into_iter().collect(),
-            });
-        }
-        out.sort();
-        out
+        let wildcard = self.wildcard.map(|excluded| LookupSubject {
+            subject_id: WILDCARD.to_owned(),
+            excluded_subject_ids: excluded.into_iter().collect(),
+        });
+        merge_lookup_subjects(
+            self.concrete
+                .into_iter()
+                .map(|subject_id| LookupSubject {
+                    subject_id,
+                    excluded_subject_ids: Vec::new(),
+                })
+                .chain(wildcard),
+        )
     }
 }
 
@@ -876,15 +874,17 @@ impl SubjectsEvaluator<'_> {
                             .schema
                             .definition(&target.object_type)
                             .is_some_and(|d| d.has_member(computed));
-                        let found = if defines {
-                            self.node(
+                        // SpiceDB's lookup skips targets whose type lacks the relation, also for `.all()`
+                        // (where its check counts them as denials): we answer as SpiceDB's lookup does.
+                        if !defines {
+                            continue;
+                        }
+                        let found = self
+                            .node(
                                 Node::new(&target.object_type, &target.object_id, computed),
                                 depth + 1,
                             )
-                            .await?
-                        } else {
-                            SubjectSet::default()
-                        };
+                            .await?;
                         match (&mut combined, function) {
                             (None, _) => combined = Some(found),
                             (Some(acc), ArrowFunction::Any) => acc.union_with(&found),

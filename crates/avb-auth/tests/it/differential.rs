@@ -29,6 +29,9 @@ type Key = (String, String, String);
 struct Reference<'a> {
     schema: &'a Schema,
     tuples: &'a [Relationship],
+    /// SpiceDB's LookupSubjects ignores `.all()` targets whose type lacks the computed relation, while its
+    /// CheckPermission counts them as denials; the reference models either.
+    all_ignores_undefined_targets: bool,
 }
 
 impl Reference<'_> {
@@ -128,13 +131,20 @@ impl Reference<'_> {
                         )
                     })
                     .collect();
-                let grants = |(t, i): &(String, String)| {
+                let defines = |(t, _): &&(String, String)| {
                     self.schema.definition(t).is_some_and(|d| d.has_member(computed))
-                        && known.contains(&(t.clone(), i.clone(), computed.clone()))
                 };
+                let grants =
+                    |(t, i): &(String, String)| known.contains(&(t.clone(), i.clone(), computed.clone()));
                 match function {
-                    ArrowFunction::Any => targets.iter().any(grants),
-                    ArrowFunction::All => !targets.is_empty() && targets.iter().all(grants),
+                    ArrowFunction::Any => targets.iter().filter(defines).any(grants),
+                    ArrowFunction::All if self.all_ignores_undefined_targets => {
+                        let defined: Vec<&(String, String)> = targets.iter().filter(defines).collect();
+                        !defined.is_empty() && defined.into_iter().all(grants)
+                    }
+                    ArrowFunction::All => {
+                        !targets.is_empty() && targets.iter().all(|t| defines(&t) && grants(t))
+                    }
                 }
             }
             Expr::Union(children) => children.iter().any(|c| self.expr(known, object_type, id, c)),
@@ -359,6 +369,12 @@ async fn compare(
     let reference = Reference {
         schema: &schema,
         tuples,
+        all_ignores_undefined_targets: false,
+    };
+    let lookup_reference = Reference {
+        schema: &schema,
+        tuples,
+        all_ignores_undefined_targets: true,
     };
 
     let mut objects: BTreeSet<ObjectRef> = BTreeSet::new();
@@ -389,6 +405,7 @@ async fn compare(
 
     let mut checks = 0;
     let mut members_by_subject: HashMap<SubjectRef, HashSet<Key>> = HashMap::new();
+    let mut lookup_members: HashMap<SubjectRef, HashSet<Key>> = HashMap::new();
     for subject in &subjects {
         let members = reference.members(subject);
         for object in &objects {
@@ -432,6 +449,9 @@ async fn compare(
             }
         }
         members_by_subject.insert(subject.clone(), members);
+        if lookups && subject.optional_relation.is_none() {
+            lookup_members.insert(subject.clone(), lookup_reference.members(subject));
+        }
     }
 
     if lookups {
@@ -487,7 +507,7 @@ async fn compare(
                         let id = &user.object.object_id;
                         let listed = found.iter().any(|s| s.subject_id == *id)
                             || wildcard.is_some_and(|w| !w.excluded_subject_ids.contains(id));
-                        let expected = members_by_subject[*user].contains(&(
+                        let expected = lookup_members[*user].contains(&(
                             object.object_type.clone(),
                             object.object_id.clone(),
                             member.clone(),
