@@ -187,7 +187,7 @@ fn beta_session_update_uses_the_flat_shape() {
     assert_eq!(
         u,
         SessionUpdate {
-            kind: None,
+            kind: Some(SessionKind::Realtime),
             instructions: Some(String::new()),
             output_modalities: Some(OutputModalities::Audio),
             voice: Some(Voice::Named("ash".into())),
@@ -302,6 +302,71 @@ fn transcription_sessions_in_both_dialects() {
         (e.code(), e.event_id()),
         (ProtocolErrorCode::UnknownEvent, Some("e9"))
     );
+}
+
+#[test]
+fn rest_session_bodies_decode_with_the_same_rules() {
+    use avb_voice::realtime::protocol::decode_session;
+    let ga = decode_session(
+        GA,
+        SessionKind::Realtime,
+        json!({"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcmu"}}}}),
+    )
+    .unwrap();
+    assert_eq!(
+        (ga.kind, ga.input_format),
+        (Some(SessionKind::Transcription), Some(AudioFormat::G711Ulaw))
+    );
+    let beta = decode_session(
+        BETA,
+        SessionKind::Realtime,
+        json!({"voice": "sage", "client_secret": {"expires_after": {"anchor": "created_at", "seconds": 60}}}),
+    )
+    .unwrap();
+    assert_eq!(
+        (beta.kind, beta.voice),
+        (Some(SessionKind::Realtime), Some(Voice::Named("sage".into())))
+    );
+    let beta = decode_session(
+        BETA,
+        SessionKind::Transcription,
+        json!({"input_audio_format": "g711_alaw"}),
+    )
+    .unwrap();
+    assert_eq!(
+        (beta.kind, beta.input_format),
+        (Some(SessionKind::Transcription), Some(AudioFormat::G711Alaw))
+    );
+    let e = decode_session(BETA, SessionKind::Realtime, json!({"temperature": 9})).unwrap_err();
+    assert_eq!(e.param(), Some("session.temperature"));
+    let e = decode_session(GA, SessionKind::Realtime, json!([])).unwrap_err();
+    assert_eq!(
+        (e.code(), e.param()),
+        (ProtocolErrorCode::InvalidType, Some("session"))
+    );
+}
+
+#[test]
+fn beta_session_update_on_a_transcription_session_is_refused() {
+    let mut config = SessionConfig::new(SessionKind::Transcription, "gpt-4o-transcribe");
+    let u = update(
+        BETA,
+        json!({"type": "session.update", "event_id": "e", "session": {"instructions": "x"}}),
+    );
+    let e = config
+        .apply(u, UpdateLocks::default())
+        .unwrap_err()
+        .into_protocol_error(BETA, Some("e".into()));
+    assert_eq!(
+        (e.code(), e.param()),
+        (ProtocolErrorCode::InvalidValue, Some("type"))
+    );
+    let u = update(
+        BETA,
+        json!({"type": "transcription_session.update", "session": {"input_audio_format": "g711_ulaw"}}),
+    );
+    config.apply(u, UpdateLocks::default()).unwrap();
+    assert_eq!(config.input_format, AudioFormat::G711Ulaw);
 }
 
 #[test]

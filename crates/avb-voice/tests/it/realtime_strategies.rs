@@ -345,8 +345,12 @@ pub fn session_update(d: Dialect) -> BoxedStrategy<SessionUpdate> {
         );
     match d {
         Dialect::Beta => {
-            let realtime = (common, option::of(grid(60, 120, 100)))
-                .prop_map(|(u, temperature)| SessionUpdate { temperature, ..u });
+            let realtime =
+                (common, option::of(grid(60, 120, 100))).prop_map(|(u, temperature)| SessionUpdate {
+                    kind: Some(SessionKind::Realtime),
+                    temperature,
+                    ..u
+                });
             let transcription =
                 (input_side(d), option::of(include())).prop_map(|(u, include)| SessionUpdate {
                     kind: Some(SessionKind::Transcription),

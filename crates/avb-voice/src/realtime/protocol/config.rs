@@ -532,7 +532,8 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 /// for. `None` = leave as is; for nullable fields `Some(None)` = turn off.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SessionUpdate {
-    /// GA `type` (always present in GA); beta: `Transcription` for `transcription_session.update`, else `None`.
+    /// The session type the update is for. Decoded updates always carry it: GA's `session.type`; beta
+    /// `Realtime` for `session.update`, `Transcription` for `transcription_session.update`.
     pub kind: Option<SessionKind>,
     /// `model` as sent (ignored by [`SessionConfig::apply`]).
     pub model: Option<String>,

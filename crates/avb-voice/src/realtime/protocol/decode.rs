@@ -81,6 +81,20 @@ pub fn decode_client(dialect: Dialect, text: &str) -> Result<ClientEvent> {
     Ok(ClientEvent { event_id, kind })
 }
 
+/// Decodes a session configuration met outside a `session.update`: the bodies of the REST calls that mint client
+/// secrets (GA `POST /v1/realtime/client_secrets` → its `session` object with `type`; beta
+/// `POST /v1/realtime/sessions` and `/transcription_sessions` → the body itself, whose shape `beta_kind` names).
+/// Same rules and error paths (`session.…`) as [`decode_client`]; unknown fields such as `client_secret` are
+/// ignored.
+pub fn decode_session(dialect: Dialect, beta_kind: SessionKind, session: Value) -> Result<SessionUpdate> {
+    let fields = object(session, "session")?;
+    match (dialect, beta_kind) {
+        (Dialect::Ga, _) => ga_session(fields),
+        (Dialect::Beta, SessionKind::Realtime) => beta_session(fields),
+        (Dialect::Beta, SessionKind::Transcription) => beta_transcription_session(fields),
+    }
+}
+
 fn decode_kind(dialect: Dialect, event_type: &str, mut f: Fields) -> Result<ClientEventKind> {
     Ok(match event_type {
         "session.update" => {
@@ -138,7 +152,7 @@ fn decode_kind(dialect: Dialect, event_type: &str, mut f: Fields) -> Result<Clie
 
 fn beta_session(mut s: Fields) -> Result<SessionUpdate> {
     Ok(SessionUpdate {
-        kind: None,
+        kind: Some(SessionKind::Realtime),
         model: s.string("model")?,
         instructions: s.string("instructions")?,
         output_modalities: s.with("modalities", modalities)?,

@@ -28,7 +28,7 @@ pub use config::{
     SessionConfig, SessionKind, SessionUpdate, TEMPERATURE_RANGE, ToolChoice, Tracing, TranscriptionConfig,
     TranscriptionDelay, Truncation, TurnDetection, UpdateLocks, Voice,
 };
-pub use decode::{MAX_EVENT_ID_CHARS, decode_client};
+pub use decode::{MAX_EVENT_ID_CHARS, decode_client, decode_session};
 pub use dialect::{
     BETA_HEADER, BETA_HEADER_VALUE, Dialect, Handshake, SUBPROTOCOL_API_KEY_PREFIX, SUBPROTOCOL_BETA,
     SUBPROTOCOL_REALTIME,
