@@ -3,6 +3,7 @@
 // Test helpers outside `#[test]` functions may fail loudly too; clippy's `allow-*-in-tests` only covers tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod audio;
 mod vad;
 mod realtime_fuzz;
 mod realtime_protocol;
