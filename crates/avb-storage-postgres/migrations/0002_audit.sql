@@ -2,7 +2,8 @@
 -- each chain's head; an append locks that row until its transaction ends, so chains never fork, and a rolled
 -- back append leaves no gap. The log is append-only: the trigger below refuses UPDATE, DELETE and TRUNCATE for
 -- every role (retention jobs must disable it explicitly as the owner), and the application role is granted only
--- SELECT and INSERT (0005).
+-- SELECT and INSERT (0005). The JSON columns are `json`, not `jsonb`: they keep the exact text that was
+-- hashed (key order included), whatever map type serde_json is built with.
 
 CREATE TABLE audit_logs (
     id            uuid PRIMARY KEY,
@@ -18,9 +19,9 @@ CREATE TABLE audit_logs (
     resource_type text NOT NULL,
     resource_id   text NOT NULL,
     description   text NOT NULL,
-    old_values    jsonb,
-    new_values    jsonb,
-    metadata      jsonb NOT NULL,
+    old_values    json,
+    new_values    json,
+    metadata      json NOT NULL,
     request_id    text NOT NULL,
     sequence      bigint NOT NULL CHECK (sequence >= 1),
     prev_hash     text NOT NULL,

@@ -68,9 +68,9 @@ pub(crate) async fn append(
         sql.arg(sealed.resource_type.clone())?,
         sql.arg(sealed.resource_id.clone())?,
         sql.arg(sealed.description.clone())?,
-        sql.arg(sealed.old_values.clone().map(sqlx::types::Json))?,
-        sql.arg(sealed.new_values.clone().map(sqlx::types::Json))?,
-        sql.arg(sqlx::types::Json(sealed.metadata.clone()))?,
+        format!("{}::json", sql.arg(json_text(sealed.old_values.as_ref())?)?),
+        format!("{}::json", sql.arg(json_text(sealed.new_values.as_ref())?)?),
+        format!("{}::json", sql.arg(json_text(Some(&sealed.metadata))?)?),
         sql.arg(sealed.request_id.clone())?,
         sql.arg(int("sequence", sealed.sequence)?)?,
         sql.arg(sealed.prev_hash.clone())?,
@@ -85,6 +85,14 @@ pub(crate) async fn append(
     sql.bind(chain_id(chain))?;
     sql.query().execute(&mut *conn).await.map_err(error::map)?;
     Ok(sealed)
+}
+
+/// JSON as the text that was hashed, so the stored value reads back identical (`json`, not `jsonb`).
+fn json_text(value: Option<&serde_json::Value>) -> Result<Option<String>> {
+    value
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|_| Error::Internal("postgres: audit values could not be serialised".into()))
 }
 
 fn decode(row: &PgRow) -> std::result::Result<AuditEntry, sqlx::Error> {

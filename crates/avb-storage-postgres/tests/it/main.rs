@@ -5,5 +5,6 @@
 mod support;
 
 mod conformance;
+mod differential;
 mod isolation;
 mod store;
