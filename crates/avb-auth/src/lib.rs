@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod ephemeral;
 pub mod error;
 pub mod identity;
+pub mod keycloak_admin;
 pub mod zed;
 
 pub use error::{Error, Result};

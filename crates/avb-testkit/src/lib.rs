@@ -7,4 +7,5 @@
 //! `AVB_SKIP_PEERS=<reason>`, which the launchers report as an error naming the reason.
 
 pub mod blackbox;
+pub mod mocks;
 pub mod peers;

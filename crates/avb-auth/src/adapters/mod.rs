@@ -1,6 +1,8 @@
 //! Adapters of the auth ports.
 #[cfg(feature = "keycloak")]
 pub mod keycloak;
+#[cfg(feature = "keycloak")]
+pub mod keycloak_admin;
 pub mod local_authz;
 pub mod static_jwt;
 #[cfg(feature = "spicedb")]

@@ -17,3 +17,4 @@ mod spicedb;
 #[cfg(feature = "spicedb")] mod differential_spicedb;
 mod sysadmin_guard;
 mod authn;
+mod keycloak_admin;
