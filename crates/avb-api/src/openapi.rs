@@ -397,9 +397,14 @@ pub fn document() -> OpenApi {
                 .required(Required::False)
                 .description(Some(
                     "The tenant to act for, when the credential does not name one (sysadmins may switch \
-                     tenants with it; anyone else naming another tenant is refused).",
+                     tenants with it; anyone else naming another tenant is refused). An empty value counts as \
+                     absent.",
                 ))
-                .schema(Some(uuid_schema()))
+                .schema(Some(
+                    AnyOfBuilder::new()
+                        .item(uuid_schema())
+                        .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(0))),
+                ))
                 .build(),
         )
         .parameter(

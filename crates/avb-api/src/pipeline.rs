@@ -71,6 +71,26 @@ impl RouteIndex {
         &self.routes
     }
 
+    /// The `Allow` header value for `path` (RFC 9110 §15.5.6): its routes' methods, and `HEAD` wherever `GET` is
+    /// served. `None` when no route matches the path.
+    fn allowed(&self, path: &str) -> Option<String> {
+        let matched = self.router.at(path).ok()?;
+        let methods: Vec<Method> = matched
+            .value
+            .iter()
+            .filter_map(|i| self.routes.get(*i))
+            .map(|r| r.method)
+            .collect();
+        let mut names: Vec<&str> = Vec::new();
+        for method in &methods {
+            names.push(method.as_str());
+            if *method == Method::Get && !methods.contains(&Method::Head) {
+                names.push(Method::Head.as_str());
+            }
+        }
+        Some(names.join(", "))
+    }
+
     fn find(&self, method: Method, path: &str) -> Result<(Route, Vec<(String, String)>), ApiError> {
         let matched = self
             .router
@@ -109,6 +129,8 @@ struct Outcome {
     tenant: Option<String>,
     user: Option<String>,
     cause: Option<String>,
+    /// `Allow` for a `method_not_allowed` answer.
+    allow: Option<String>,
 }
 
 impl App {
@@ -134,6 +156,7 @@ impl App {
                     tenant: None,
                     user: None,
                     cause: None,
+                    allow: None,
                 }
             } else {
                 self.run(req, &request_id).await
@@ -187,6 +210,7 @@ impl App {
             tenant: None,
             user: None,
             cause: None,
+            allow: None,
         };
         let result = self.run_inner(req, request_id, &mut outcome).await;
         outcome.response = match result {
@@ -196,6 +220,9 @@ impl App {
                 self.error_response(err)
             }
         };
+        if let Some(allow) = outcome.allow.take() {
+            outcome.response.set_header("allow", allow);
+        }
         outcome
     }
 
@@ -206,7 +233,15 @@ impl App {
         outcome: &mut Outcome,
     ) -> Result<ApiResponse, ApiError> {
         let inner = self.inner();
-        let (route, params) = inner.routes.find(req.method, &req.path)?;
+        let (route, params) = match inner.routes.find(req.method, &req.path) {
+            Ok(found) => found,
+            Err(err) => {
+                if err.code == ErrorCode::MethodNotAllowed {
+                    outcome.allow = inner.routes.allowed(&req.path);
+                }
+                return Err(err);
+            }
+        };
         outcome.endpoint = route.operation;
         if req.oversized || req.body.len() > inner.config.max_body_bytes {
             return Err(ApiError::new(ErrorCode::PayloadTooLarge)

@@ -126,14 +126,25 @@ pub fn verify_secret(presented: &str, record: &ApiKey) -> bool {
 #[serde(default)]
 pub struct CreateApiKeyRequest {
     /// 1–100 characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, required = true)
+    )]
     pub name: String,
     /// ≤ 2000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub description: String,
     /// At least one of `realtime`, `billing`, `admin`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<avb_core::ApiKeyScope>))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Vec<avb_core::ApiKeyScope>, min_items = 1, required = true)
+    )]
     pub scopes: Vec<String>,
     /// `standard` (default), `elevated` or `unlimited`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<avb_core::RateLimitTier>))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<avb_core::RateLimitTier>)
+    )]
     pub rate_limit_tier: Option<String>,
     /// In the future, at most five years ahead; `None` never expires.
     pub expires_at: Option<DateTime<Utc>>,
@@ -156,6 +167,7 @@ pub struct CreatedApiKey {
 pub struct RotateApiKeyRequest {
     /// How long the old key keeps working (0–7 days); `None` or 0 revokes it at once.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 604800))]
     pub grace_seconds: Option<u64>,
 }
 

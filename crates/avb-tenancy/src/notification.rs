@@ -77,6 +77,7 @@ pub struct UpdatePreferencesRequest {
     /// Send push notifications.
     pub push_notifications: Option<bool>,
     /// Categories to mute (at most 50).
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub muted_categories: Option<BTreeSet<String>>,
 }
 

@@ -27,12 +27,15 @@ pub const MAX_DESCRIPTION: usize = 2000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateProjectRequest {
     /// 1–255 characters, unique in the tenant regardless of case.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub name: String,
     /// ≤ 2000 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub description: String,
     /// A JSON object of at most 64 KiB (default `{}`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub settings: Option<Value>,
 }
 
@@ -53,12 +56,15 @@ impl CreateProjectRequest {
 pub struct UpdateProjectRequest {
     /// 1–255 characters, unique in the tenant regardless of case.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub name: Option<String>,
     /// ≤ 2000 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub description: Option<String>,
     /// JSON merge patch (RFC 7396) applied to the settings; the result must stay within 64 KiB.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub settings: Option<Value>,
     /// Optimistic concurrency: refuse with `conflict` unless the stored version equals this.
     #[serde(default)]

@@ -37,6 +37,7 @@ pub struct CreateSessionRequest {
     /// A project of the tenant. When absent and the caller is an API key bound to a project, that project.
     pub project_id: Option<ProjectId>,
     /// Session configuration: a JSON object of at most 64 KiB (`None`: `{}`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub config: Option<Value>,
 }
 

@@ -60,16 +60,26 @@ pub const SUSPENSION_REASON_KEY: &str = "suspension_reason";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateTenantRequest {
     /// Display name, 2–255 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 2, max_length = 255))]
     pub name: String,
     /// 3–100 characters matching `^[a-z0-9][a-z0-9-]*[a-z0-9]$`, unique platform-wide.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 3, max_length = 100, pattern = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
+    )]
     pub slug: String,
     /// `free` (default), `starter`, `pro` or `enterprise`.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::TenantTier>))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<crate::model::TenantTier>)
+    )]
     pub tier: Option<String>,
     /// E-mail of the first administrator; unique platform-wide.
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
     pub admin_email: String,
     /// Full name of the first administrator, 2–255 characters; the first word becomes the first name.
+    #[cfg_attr(feature = "openapi", schema(min_length = 2, max_length = 255))]
     pub admin_name: String,
     /// Enqueue the welcome e-mail (default true).
     #[serde(default = "default_true")]
@@ -105,27 +115,36 @@ impl CreateTenantRequest {
 pub struct UpdateTenantRequest {
     /// New name, 2–255 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 2, max_length = 255))]
     pub name: Option<String>,
     /// New tier; resets all four limits to the tier's table (§7.4) before explicit overrides apply.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::TenantTier>))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<crate::model::TenantTier>)
+    )]
     pub tier: Option<String>,
     /// Explicit override, ≥ 1.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_users: Option<i64>,
     /// Explicit override, ≥ 1.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_projects: Option<i64>,
     /// Explicit override, ≥ 1.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_api_keys: Option<i64>,
     /// Explicit override, ≥ 1. The spec allows 0 here; we follow issue 2 ("explicit limit overrides ≥ 1") for all
     /// four limits, because a tenant that must not open sessions is suspended, not given a zero quota.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_sessions_per_month: Option<i64>,
     /// JSON merge patch (RFC 7396) applied to `Tenant::settings`: `null` removes a key. The merged document must
     /// stay within 64 KiB; `suspension_reason` is reserved.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub settings: Option<Value>,
     /// Optimistic concurrency: refuse with `conflict` unless the stored version equals this.
     #[serde(default)]
@@ -137,6 +156,7 @@ pub struct UpdateTenantRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SuspendTenantRequest {
     /// Why, 1–500 characters; stored as `settings.suspension_reason` and in the audit record.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
     pub reason: String,
 }
 
@@ -149,22 +169,30 @@ pub struct TenantSettingsUpdate {
     pub logo_url: Option<String>,
     /// `#RRGGBB`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^#[0-9A-Fa-f]{6}$"))]
     pub primary_color: Option<String>,
     /// `disabled`, `local` or `agentvoicebox`.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::VoiceProvider>))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<crate::model::VoiceProvider>)
+    )]
     pub default_voice_provider: Option<String>,
     /// 1–50 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 50))]
     pub default_stt_model: Option<String>,
     /// 1–50 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 50))]
     pub default_tts_voice: Option<String>,
     /// 1–50 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 50))]
     pub default_llm_provider: Option<String>,
     /// 1–100 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub default_llm_model: Option<String>,
     /// Notifications on/off.
     #[serde(default)]
@@ -174,12 +202,14 @@ pub struct TenantSettingsUpdate {
     pub webhook_url: Option<String>,
     /// At most 100 IP addresses or CIDR ranges (host bits clear); empty allows any address.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub allowed_ip_ranges: Option<Vec<String>>,
     /// Require MFA.
     #[serde(default)]
     pub require_mfa: Option<bool>,
     /// 5–1440.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 1440))]
     pub session_timeout_minutes: Option<i64>,
     /// Optimistic concurrency: refuse with `conflict` unless the stored version equals this.
     #[serde(default)]

@@ -191,16 +191,24 @@ fn decode_css(value: &str) -> std::result::Result<String, UnsafeCss> {
 #[serde(default)]
 pub struct CreateThemeRequest {
     /// 1–100 characters, unique in the tenant (case-insensitive).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, required = true)
+    )]
     pub name: String,
     /// ≤ 2000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub description: String,
     /// Visible to everyone (`theme#public@user:*`).
     pub is_public: bool,
     /// `#RRGGBB`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^#[0-9A-Fa-f]{6}$", required = true))]
     pub text_color: String,
     /// `#RRGGBB`, contrast with `text_color` ≥ 4.5.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^#[0-9A-Fa-f]{6}$", required = true))]
     pub background_color: String,
     /// `#RRGGBB`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^#[0-9A-Fa-f]{6}$", required = true))]
     pub primary_color: String,
     /// CSS custom properties.
     pub variables: BTreeMap<String, String>,
@@ -212,16 +220,21 @@ pub struct CreateThemeRequest {
 #[serde(default)]
 pub struct UpdateThemeRequest {
     /// New name.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: Option<String>,
     /// New description.
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub description: Option<String>,
     /// Visibility.
     pub is_public: Option<bool>,
     /// `#RRGGBB`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^#[0-9A-Fa-f]{6}$"))]
     pub text_color: Option<String>,
     /// `#RRGGBB`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^#[0-9A-Fa-f]{6}$"))]
     pub background_color: Option<String>,
     /// `#RRGGBB`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^#[0-9A-Fa-f]{6}$"))]
     pub primary_color: Option<String>,
     /// Replaces every variable.
     pub variables: Option<BTreeMap<String, String>>,

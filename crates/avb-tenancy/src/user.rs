@@ -37,16 +37,22 @@ pub const MAX_MUTED_CATEGORIES: usize = 50;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteUserRequest {
     /// E-mail, unique platform-wide (stored lower-case).
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
     pub email: String,
     /// ≤ 150 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 150))]
     pub first_name: String,
     /// ≤ 150 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 150))]
     pub last_name: String,
     /// At least one role name (`admin`, `developer`, `operator`, `viewer`, `billing`; `sysadmin` only when a
     /// cross-tenant principal invites).
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<avb_core::Role>))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Vec<avb_core::Role>, min_items = 1)
+    )]
     pub roles: Vec<String>,
 }
 
@@ -55,7 +61,10 @@ pub struct InviteUserRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeRolesRequest {
     /// At least one role name.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<avb_core::Role>))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Vec<avb_core::Role>, min_items = 1)
+    )]
     pub roles: Vec<String>,
 }
 
@@ -65,18 +74,22 @@ pub struct ChangeRolesRequest {
 pub struct UpdateProfileRequest {
     /// ≤ 150 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 150))]
     pub first_name: Option<String>,
     /// ≤ 150 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 150))]
     pub last_name: Option<String>,
     /// Empty, or an http(s) URL.
     #[serde(default)]
     pub avatar_url: Option<String>,
     /// IANA time zone name (`Europe/Paris`), 1–50 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 50))]
     pub timezone: Option<String>,
     /// Locale (`en`, `pt-BR`), 2–10 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 2, max_length = 10))]
     pub locale: Option<String>,
     /// E-mail notifications on/off.
     #[serde(default)]
@@ -86,6 +99,7 @@ pub struct UpdateProfileRequest {
     pub push_notifications: Option<bool>,
     /// Complete set of muted notification categories (≤ 50, each 1–50 of `a-z 0-9 _ . -`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub muted_categories: Option<Vec<String>>,
     /// `Some(Some(id))` sets the theme (it must exist in the user's tenant), `Some(None)` (JSON `null`) clears it.
     #[serde(default, deserialize_with = "double_option")]
@@ -93,6 +107,7 @@ pub struct UpdateProfileRequest {
     pub theme_id: Option<Option<ThemeId>>,
     /// JSON merge patch (RFC 7396) applied to the preferences; the result must stay within 64 KiB.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub preferences: Option<Value>,
     /// Optimistic concurrency: refuse with `conflict` unless the stored version equals this.
     #[serde(default)]

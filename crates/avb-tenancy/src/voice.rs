@@ -63,26 +63,37 @@ pub fn default_voice_config(settings: &TenantSettings) -> VoiceConfig {
 #[serde(default)]
 pub struct UpdateVoiceConfigRequest {
     /// 1–50 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 50))]
     pub stt_model: Option<String>,
     /// 1–50 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 50))]
     pub tts_voice: Option<String>,
     /// 0.25–4.0.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.25, maximum = 4.0))]
     pub tts_speed: Option<f32>,
     /// 1–50 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 50))]
     pub llm_provider: Option<String>,
     /// 1–100 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub llm_model: Option<String>,
     /// ≤ 20,000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 20000))]
     pub instructions: Option<String>,
     /// Language tag (`en`, `en-US`), 2–10 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 2, max_length = 10))]
     pub language: Option<String>,
     /// 0.0–2.0.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 2.0))]
     pub temperature: Option<f32>,
     /// 1–16384.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 16384))]
     pub max_response_tokens: Option<u32>,
     /// 0.0–1.0.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub vad_threshold: Option<f32>,
     /// 100–5000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 100, maximum = 5000))]
     pub silence_duration_ms: Option<u32>,
     /// The version read (0 before the first save); a mismatch is `conflict`.
     pub version: Option<u64>,
@@ -94,16 +105,24 @@ pub struct UpdateVoiceConfigRequest {
 #[serde(default)]
 pub struct CreatePersonaRequest {
     /// 1–100 characters, unique in the tenant (case-insensitive).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, required = true)
+    )]
     pub name: String,
     /// ≤ 2000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub description: String,
     /// System prompt, ≤ 20,000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 20000))]
     pub instructions: String,
     /// ≤ 50 characters; empty uses the tenant's voice.
+    #[cfg_attr(feature = "openapi", schema(max_length = 50))]
     pub voice: String,
     /// Language tag; default `en`.
     pub language: Option<String>,
     /// 0.0–2.0; default 0.8.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 2.0))]
     pub temperature: Option<f32>,
     /// Default true.
     pub is_active: Option<bool>,
@@ -115,16 +134,21 @@ pub struct CreatePersonaRequest {
 #[serde(default)]
 pub struct UpdatePersonaRequest {
     /// 1–100 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: Option<String>,
     /// ≤ 2000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub description: Option<String>,
     /// ≤ 20,000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 20000))]
     pub instructions: Option<String>,
     /// ≤ 50 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 50))]
     pub voice: Option<String>,
     /// Language tag.
     pub language: Option<String>,
     /// 0.0–2.0.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 2.0))]
     pub temperature: Option<f32>,
     /// Usable.
     pub is_active: Option<bool>,
@@ -139,8 +163,10 @@ pub struct UpdatePersonaRequest {
 pub struct CreateWakeWordRequest {
     /// 2–50 letters, spaces and apostrophes (whitespace is trimmed and collapsed); unique in the tenant,
     /// case-insensitively.
+    #[cfg_attr(feature = "openapi", schema(min_length = 2, max_length = 50, required = true))]
     pub phrase: String,
     /// 0.0–1.0; default 0.5.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub sensitivity: Option<f32>,
     /// Default true.
     pub is_active: Option<bool>,
@@ -152,8 +178,10 @@ pub struct CreateWakeWordRequest {
 #[serde(default)]
 pub struct UpdateWakeWordRequest {
     /// New phrase.
+    #[cfg_attr(feature = "openapi", schema(min_length = 2, max_length = 50))]
     pub phrase: Option<String>,
     /// 0.0–1.0.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub sensitivity: Option<f32>,
     /// Enabled.
     pub is_active: Option<bool>,

@@ -340,3 +340,19 @@ async fn the_docs_page_is_served_offline() {
         .await;
     assert_eq!(unknown.status, 404);
 }
+
+/// A known path asked with a method it does not serve answers 405 with `Allow` (RFC 9110), listing the path's
+/// methods and `HEAD` where `GET` is served.
+#[tokio::test]
+async fn method_not_allowed_lists_the_allowed_methods() {
+    let (app, _, _) = app();
+    let resp = app.handle(ApiRequest::new(Method::Other, "/health")).await;
+    assert_eq!(resp.status, 405);
+    assert_eq!(resp.header("allow"), Some("GET, HEAD"));
+    let resp = app.handle(ApiRequest::new(Method::Put, "/api/v2/projects")).await;
+    assert_eq!(resp.status, 405);
+    assert_eq!(resp.header("allow"), Some("POST, GET, HEAD"));
+    let resp = app.handle(ApiRequest::new(Method::Get, "/api/v2/nowhere")).await;
+    assert_eq!(resp.status, 404);
+    assert_eq!(resp.header("allow"), None);
+}
