@@ -389,3 +389,76 @@ pub fn percent_decode(segment: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    const DOC: &str = r##"{
+      "openapi": "3.0.2",
+      "paths": {
+        "/{realm}/users/{id}": { "get": { "operationId": "byId" } },
+        "/{realm}/users/count": { "get": { "operationId": "count",
+            "parameters": [{ "in": "query", "name": "n", "required": true, "schema": { "type": "integer" } }] } },
+        "/{realm}/things": { "post": { "operationId": "postThing",
+            "requestBody": { "required": true, "content": { "application/json": {
+                "schema": { "$ref": "#/components/schemas/Thing" } } } } } }
+      },
+      "components": { "schemas": { "Thing": { "type": "object", "properties": {
+          "name": { "type": "string", "nullable": true }, "size": { "type": "integer" } } } } }
+    }"##;
+
+    fn validator() -> OpenApiValidator {
+        OpenApiValidator::from_json(DOC, HashMap::new(), |_| {}).unwrap()
+    }
+
+    #[test]
+    fn literal_segments_win_over_parameters_and_parameters_are_decoded() {
+        let v = validator();
+        assert_eq!(
+            v.match_operation("GET", "/r/users/count")
+                .unwrap()
+                .operation
+                .operation_id,
+            "count"
+        );
+        let m = v.match_operation("GET", "/r/users/a%2Fb").unwrap();
+        assert_eq!(m.operation.operation_id, "byId");
+        assert_eq!(m.path_params["id"], "a/b");
+        assert!(
+            v.match_operation("DELETE", "/r/users/x")
+                .unwrap_err()
+                .starts_with("method")
+        );
+        assert!(v.match_operation("GET", "/r/nothing").is_err());
+    }
+
+    #[test]
+    fn query_and_body_violations_are_reported() {
+        let v = validator();
+        let count = v.match_operation("GET", "/r/users/count").unwrap().operation;
+        assert!(v.validate_query(&count, Some("n=3")).is_empty());
+        assert_eq!(
+            v.validate_query(&count, None).len(),
+            1,
+            "required parameter missing"
+        );
+        assert_eq!(v.validate_query(&count, Some("n=x&m=1")).len(), 2);
+        let post = v.match_operation("POST", "/r/things").unwrap().operation;
+        let json = Some("application/json");
+        assert!(
+            v.validate_body(&post, json, br#"{"name":null,"size":1}"#)
+                .is_empty(),
+            "nullable translated"
+        );
+        assert_eq!(v.validate_body(&post, json, br#"{"size":"big"}"#).len(), 1);
+        assert_eq!(
+            v.validate_body(&post, json, br#"{"colour":"red"}"#).len(),
+            1,
+            "closed object"
+        );
+        assert_eq!(v.validate_body(&post, json, b"").len(), 1, "required body");
+        assert_eq!(v.validate_body(&post, Some("text/plain"), b"{}").len(), 1);
+    }
+}
