@@ -882,10 +882,8 @@ impl Authorizer for SpiceDbAuthorizer {
                 Ok(subjects)
             })
             .await?;
-        let mut found = found;
-        found.sort();
-        found.dedup();
-        Ok(found)
+        // SpiceDB streams unmerged pieces (`* except {a, b}`, then `a`); the port promises the merged form.
+        Ok(crate::authorizer::merge_lookup_subjects(found))
     }
 
     async fn read_relationships(
