@@ -91,6 +91,11 @@ impl Error {
         }
     }
 
+    /// [`Error::InvalidState`] for a call on a stream that was already finished.
+    pub fn after_finish(call: &str) -> Self {
+        Self::InvalidState(format!("{call} after finish"))
+    }
+
     /// True for errors that a retry may cure.
     pub fn is_temporary(&self) -> bool {
         match self {

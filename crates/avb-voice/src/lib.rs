@@ -8,6 +8,8 @@
 
 pub mod adapters;
 pub mod audio;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod error;
 pub mod llm;
 pub mod realtime;

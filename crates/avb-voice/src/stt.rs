@@ -6,7 +6,7 @@
 
 use crate::audio::check_sample_rate;
 use crate::audio::timing::samples_to_ms;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use async_trait::async_trait;
 use avb_core::Ctx;
 use serde::{Deserialize, Serialize};
@@ -58,7 +58,7 @@ impl SttConfig {
         self
     }
 
-    /// Refuses an unsupported sample rate with [`Error::UnsupportedFormat`].
+    /// Refuses an unsupported sample rate with [`Error::UnsupportedFormat`](crate::Error::UnsupportedFormat).
     pub fn validate(&self) -> Result<()> {
         check_sample_rate(self.sample_rate)
     }
@@ -112,8 +112,10 @@ impl SttUsage {
 /// Speech-to-text engines.
 ///
 /// # Contract
-/// - `open` validates the config first: an unsupported sample rate is [`Error::UnsupportedFormat`], an unknown
-///   model or language is [`Error::InvalidConfig`]; an unreachable engine is [`Error::Unavailable`].
+/// - `open` validates the config first: an unsupported sample rate is
+///   [`Error::UnsupportedFormat`](crate::Error::UnsupportedFormat), an unknown model or language
+///   [`Error::InvalidConfig`](crate::Error::InvalidConfig); an unreachable engine is
+///   [`Error::Unavailable`](crate::Error::Unavailable).
 /// - Streams of one adapter are independent: audio pushed to one never shows up in another's transcripts.
 /// - See [`SttStream`] for the stream's own contract.
 #[async_trait]
@@ -127,7 +129,7 @@ pub trait SpeechToText: Send + Sync + fmt::Debug + 'static {
 /// # Contract
 /// - `push_audio` takes mono pcm16 at the config's rate, in pieces of any size (possibly empty), and does not
 ///   wait for recognition (it may wait briefly for buffer space).
-/// - After `finish`, `push_audio` and a second `finish` fail with [`Error::InvalidState`].
+/// - After `finish`, `push_audio` and a second `finish` fail with [`Error::InvalidState`](crate::Error::InvalidState).
 /// - `next_event` yields zero or more partials and finals, then, only after `finish`, `Ok(None)` once every
 ///   final is out; it keeps returning `Ok(None)` after that. Before `finish` it waits for the next event.
 /// - At least one [`SttEvent::Final`] follows `finish` when speech was pushed (its text may be empty for
@@ -149,9 +151,4 @@ pub trait SttStream: Send + fmt::Debug {
 
     /// Audio pushed so far.
     fn usage(&self) -> SttUsage;
-}
-
-/// The error for a call on a finished stream, shared by adapters.
-pub fn finished_error(call: &str) -> Error {
-    Error::InvalidState(format!("{call} after finish"))
 }

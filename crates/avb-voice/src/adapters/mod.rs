@@ -6,3 +6,11 @@
 //!   function calls from a script, streamed word by word).
 
 pub mod earshot;
+pub mod scripted_llm;
+pub mod scripted_stt;
+pub mod tone_tts;
+
+pub use earshot::EarshotVad;
+pub use scripted_llm::{ScriptedLlm, ScriptedReply};
+pub use scripted_stt::ScriptedStt;
+pub use tone_tts::{ToneTts, ToneTtsConfig};

@@ -4,6 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod audio;
+#[cfg(feature = "conformance")]
+mod conformance;
+mod scripted;
 mod vad;
 mod realtime_fuzz;
 mod realtime_protocol;

@@ -1,0 +1,248 @@
+//! [`ToneTts`]: text-to-speech that "speaks" a sine tone for every character and silence for every space, for
+//! tests and load runs. Audio length is proportional to the text (`ms_per_char / speed` per character), so
+//! truncation and barge-in arithmetic can be checked exactly.
+//!
+//! Like a real engine it speaks only whole words until `finish` (a word may still be growing), produces audio
+//! lazily one chunk per `next_chunk` (so cancelling or dropping costs nothing), and can pace chunks with a delay.
+
+use crate::audio::synth::sine_at;
+use crate::audio::timing::ms_to_samples;
+use crate::error::{Error, Result};
+use crate::tts::{TextToSpeech, TtsChunk, TtsConfig, TtsStream, TtsUsage, chunk_ms};
+use async_trait::async_trait;
+use avb_core::Ctx;
+use std::time::Duration;
+
+/// Settings of the tone voice.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ToneTtsConfig {
+    /// Milliseconds of audio per character at speed 1.0.
+    pub ms_per_char: u32,
+    /// Tone frequency.
+    pub tone_hz: f32,
+    /// Tone peak amplitude.
+    pub amplitude: i16,
+    /// Audio per chunk, in milliseconds.
+    pub chunk_ms: u32,
+    /// Wait before each chunk (simulates synthesis time; `None` = as fast as asked).
+    pub chunk_delay: Option<Duration>,
+}
+
+impl Default for ToneTtsConfig {
+    fn default() -> Self {
+        Self {
+            ms_per_char: 50,
+            tone_hz: 440.0,
+            amplitude: 8_000,
+            chunk_ms: 100,
+            chunk_delay: None,
+        }
+    }
+}
+
+/// The tone TTS.
+#[derive(Debug, Clone, Default)]
+pub struct ToneTts {
+    config: ToneTtsConfig,
+}
+
+impl ToneTts {
+    /// A tone TTS with `config`.
+    pub fn new(config: ToneTtsConfig) -> Self {
+        Self { config }
+    }
+
+    /// Sets the audio per character.
+    #[must_use]
+    pub fn with_ms_per_char(mut self, ms: u32) -> Self {
+        self.config.ms_per_char = ms;
+        self
+    }
+
+    /// Sets the chunk length.
+    #[must_use]
+    pub fn with_chunk_ms(mut self, ms: u32) -> Self {
+        self.config.chunk_ms = ms;
+        self
+    }
+
+    /// Sets a delay before every chunk.
+    #[must_use]
+    pub fn with_chunk_delay(mut self, delay: Duration) -> Self {
+        self.config.chunk_delay = Some(delay);
+        self
+    }
+}
+
+#[async_trait]
+impl TextToSpeech for ToneTts {
+    async fn open(&self, _ctx: &Ctx, config: TtsConfig) -> Result<Box<dyn TtsStream>> {
+        config.validate()?;
+        if self.config.ms_per_char == 0 || self.config.chunk_ms == 0 {
+            return Err(Error::invalid_config(
+                "ms_per_char",
+                "tone durations must be positive",
+            ));
+        }
+        let rate = config.sample_rate();
+        let per_char = (ms_to_samples(u64::from(self.config.ms_per_char), rate) as f64
+            / f64::from(config.speed))
+        .round()
+        .max(1.0) as u64;
+        let chunk = ms_to_samples(u64::from(self.config.chunk_ms), rate).max(1);
+        Ok(Box::new(ToneStream {
+            tone: self.config.clone(),
+            config,
+            per_char,
+            chunk,
+            text: String::new(),
+            chars: Vec::new(),
+            position: 0,
+            spoken_bytes: 0,
+            finished: false,
+            cancelled: false,
+            usage: TtsUsage::default(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct ToneStream {
+    tone: ToneTtsConfig,
+    config: TtsConfig,
+    /// Samples per character.
+    per_char: u64,
+    /// Samples per chunk.
+    chunk: u64,
+    text: String,
+    /// Byte offset and whether it sounds (non-whitespace), per character.
+    chars: Vec<(usize, bool)>,
+    /// Samples produced so far.
+    position: u64,
+    /// Bytes of text covered by the chunks so far.
+    spoken_bytes: usize,
+    finished: bool,
+    cancelled: bool,
+    usage: TtsUsage,
+}
+
+impl ToneStream {
+    /// Characters that may be spoken now: everything once finished, else up to the last whitespace.
+    fn speakable_chars(&self) -> usize {
+        if self.finished {
+            return self.chars.len();
+        }
+        self.chars
+            .iter()
+            .rposition(|(_, sounds)| !sounds)
+            .map_or(0, |last_space| last_space + 1)
+    }
+
+    fn byte_of_char(&self, index: usize) -> usize {
+        self.chars
+            .get(index)
+            .map_or(self.text.len(), |(offset, _)| *offset)
+    }
+
+    fn render(&self, from: u64, to: u64) -> Vec<i16> {
+        (from..to)
+            .map(|n| {
+                let sounds = usize::try_from(n / self.per_char)
+                    .ok()
+                    .and_then(|c| self.chars.get(c))
+                    .is_some_and(|(_, sounds)| *sounds);
+                if sounds {
+                    sine_at(
+                        n,
+                        self.config.sample_rate(),
+                        self.tone.tone_hz,
+                        self.tone.amplitude,
+                    )
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl TtsStream for ToneStream {
+    async fn push_text(&mut self, text: &str) -> Result<()> {
+        if self.cancelled {
+            return Err(Error::Cancelled);
+        }
+        if self.finished {
+            return Err(Error::after_finish("push_text"));
+        }
+        let base = self.text.len();
+        self.chars
+            .extend(text.char_indices().map(|(i, c)| (base + i, !c.is_whitespace())));
+        self.text.push_str(text);
+        self.usage.characters += text.chars().count() as u64;
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if self.cancelled {
+            return Err(Error::Cancelled);
+        }
+        if self.finished {
+            return Err(Error::after_finish("finish"));
+        }
+        self.finished = true;
+        Ok(())
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<TtsChunk>> {
+        if self.cancelled {
+            return Err(Error::Cancelled);
+        }
+        let speakable = self.speakable_chars() as u64;
+        let end_of_audio = speakable.saturating_mul(self.per_char);
+        if self.position >= end_of_audio {
+            if self.finished {
+                return Ok(None);
+            }
+            // Waiting for more text, which only this stream's owner can push.
+            return std::future::pending().await;
+        }
+        if let Some(delay) = self.tone.chunk_delay {
+            // Cancel-safe: nothing has changed yet if this future is dropped while sleeping.
+            tokio::time::sleep(delay).await;
+        }
+        let from = self.position;
+        let to = (from + self.chunk).min(end_of_audio);
+        let samples = self.render(from, to);
+        // A chunk speaks the characters whose audio starts inside it; the previous chunk ended where these begin.
+        let last_char = usize::try_from(to.div_ceil(self.per_char)).unwrap_or(usize::MAX);
+        let start_byte = self.spoken_bytes;
+        let end_byte = if to == end_of_audio && self.finished {
+            self.text.len()
+        } else {
+            self.byte_of_char(last_char).max(start_byte)
+        };
+        self.position = to;
+        self.spoken_bytes = end_byte;
+        let format = self.config.format;
+        let chunk = TtsChunk {
+            audio: format.encode(&samples),
+            format,
+            text: self.text.get(start_byte..end_byte).unwrap_or_default().to_owned(),
+            text_range: start_byte..end_byte,
+            start_ms: chunk_ms(from, format),
+            end_ms: chunk_ms(to, format),
+        };
+        self.usage.audio_ms = chunk.end_ms;
+        Ok(Some(chunk))
+    }
+
+    fn cancel(&mut self) {
+        self.cancelled = true;
+    }
+
+    fn usage(&self) -> TtsUsage {
+        self.usage
+    }
+}
