@@ -38,3 +38,4 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 log "cargo test"
 cargo test --workspace --all-features --locked --no-fail-fast
+scripts/schemathesis.sh
