@@ -6,4 +6,5 @@
 //! the connection's [`Dialect`](protocol::Dialect). The engine works on the neutral model only, so it never
 //! re-parses JSON and never mixes dialects.
 
+pub mod engine;
 pub mod protocol;

@@ -12,3 +12,4 @@ mod realtime_fuzz;
 mod realtime_protocol;
 mod realtime_roundtrip;
 mod realtime_strategies;
+mod realtime_engine;
