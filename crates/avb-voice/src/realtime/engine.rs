@@ -16,6 +16,7 @@
 //! client frames nor model output, so a slow client slows its own session (the model stream is pulled, never
 //! buffered without bound). When the receiver is gone the session ends.
 
+use super::protocol::TurnDetection;
 use super::protocol::{
     AudioFormat, ClientEvent, ClientEventKind, ContentPart, ErrorObject, IdKind, Item, ItemKind,
     ItemPosition, ItemStatus, MaxOutputTokens, OutputModalities, OutputRef, PartRef, Response, ResponseInput,
@@ -33,6 +34,7 @@ use crate::llm::{
 };
 use crate::stt::{SpeechToText, SttConfig, SttEvent};
 use crate::tts::{TextToSpeech, TtsConfig, TtsStream};
+use crate::vad::{TurnDetectionConfig, TurnDetector, TurnEvent, VoiceActivityDetector};
 use avb_core::{Ctx, IdGen};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -55,6 +57,9 @@ pub struct SessionPorts {
     pub stt: Arc<dyn SpeechToText>,
     /// Text-to-speech for audio replies.
     pub tts: Arc<dyn TextToSpeech>,
+    /// The frame detector behind `server_vad` / `semantic_vad` turn detection (each session takes a
+    /// [`fresh`](VoiceActivityDetector::fresh) copy). Without it turn detection stays off (push-to-talk only).
+    pub vad: Option<Arc<dyn VoiceActivityDetector>>,
 }
 
 /// The output item being produced.
@@ -105,6 +110,13 @@ pub struct RealtimeSession {
     config: SessionConfig,
     items: Vec<Item>,
     input_audio: Vec<u8>,
+    /// Session ms (since the first appended byte) of the first byte in `input_audio`.
+    buffer_start_ms: u64,
+    /// Session ms of all input audio appended so far.
+    input_ms: u64,
+    turn: Option<TurnDetector>,
+    /// The user item announced by `speech_started`, committed at `speech_stopped`.
+    speech_item: Option<String>,
     audio_produced: bool,
     active: Option<Active>,
     closed: bool,
@@ -133,9 +145,42 @@ impl RealtimeSession {
             config,
             items: Vec::new(),
             input_audio: Vec::new(),
+            buffer_start_ms: 0,
+            input_ms: 0,
+            turn: None,
+            speech_item: None,
             audio_produced: false,
             active: None,
             closed: false,
+        }
+        .with_turn_detection()
+    }
+
+    fn with_turn_detection(mut self) -> Self {
+        self.sync_turn_detector();
+        self
+    }
+
+    /// Creates, reconfigures or drops the turn detector after the config changed.
+    fn sync_turn_detector(&mut self) {
+        let Some(settings) = self.config.turn_detection.as_ref().map(turn_settings) else {
+            self.turn = None;
+            self.speech_item = None;
+            return;
+        };
+        if let Some(turn) = self.turn.as_mut() {
+            if let Err(err) = turn.set_config(settings) {
+                tracing::warn!(error = %err, "turn detection settings refused");
+            }
+            return;
+        }
+        let Some(vad) = &self.ports.vad else {
+            return;
+        };
+        let rate = to_sample_format(self.config.input_format).sample_rate();
+        match TurnDetector::new(settings, vad.fresh(), rate) {
+            Ok(turn) => self.turn = Some(turn.with_origin_ms(self.input_ms)),
+            Err(err) => tracing::warn!(error = %err, "turn detection unavailable"),
         }
     }
 
@@ -222,7 +267,12 @@ impl RealtimeSession {
                 let mut next = self.config.clone();
                 match next.apply(*update, locks) {
                     Ok(()) => {
+                        let format_changed = next.input_format != self.config.input_format;
                         self.config = next;
+                        if format_changed {
+                            self.turn = None;
+                        }
+                        self.sync_turn_detector();
                         let session = self.session_object();
                         self.emit(ServerEvent::SessionUpdated { session }).await;
                     }
@@ -240,11 +290,16 @@ impl RealtimeSession {
                     );
                     self.emit_error(error, event_id).await;
                 } else {
-                    self.input_audio.extend_from_slice(&audio);
+                    self.append_audio(&audio).await;
                 }
             }
             ClientEventKind::InputAudioBufferClear => {
                 self.input_audio.clear();
+                self.buffer_start_ms = self.input_ms;
+                self.speech_item = None;
+                if let Some(turn) = self.turn.as_mut() {
+                    turn.reset();
+                }
                 self.emit(ServerEvent::InputAudioBufferCleared).await;
             }
             ClientEventKind::InputAudioBufferCommit => self.commit_audio(event_id).await,
@@ -434,14 +489,120 @@ impl RealtimeSession {
     // ---- input audio --------------------------------------------------------------------------------------
 
     async fn commit_audio(&mut self, event_id: Option<String>) {
+        let bytes = std::mem::take(&mut self.input_audio);
+        self.buffer_start_ms = self.input_ms;
+        let item_id = self
+            .speech_item
+            .take()
+            .unwrap_or_else(|| IdKind::Item.generate(self.ids.as_ref()));
+        if let Some(turn) = self.turn.as_mut() {
+            turn.reset();
+        }
+        self.commit_bytes(bytes, item_id, event_id).await;
+    }
+
+    /// Feeds appended audio to the buffer and, with turn detection on, acts on the turn boundaries it completes.
+    async fn append_audio(&mut self, audio: &[u8]) {
         let format = to_sample_format(self.config.input_format);
-        let samples = match format.decode(&self.input_audio) {
+        self.input_audio.extend_from_slice(audio);
+        let samples = format.decode(audio).unwrap_or_default();
+        let rate = u64::from(format.sample_rate().max(1));
+        let mut events = Vec::new();
+        let agent_speaking = self.output_is_audio();
+        if let Some(turn) = self.turn.as_mut() {
+            turn.set_agent_speaking(agent_speaking);
+            if let Err(err) = turn.push(&samples, &mut events) {
+                tracing::warn!(error = %err, "turn detection failed on appended audio");
+            }
+            self.input_ms = turn.input_ms();
+        } else {
+            self.input_ms = self
+                .input_ms
+                .saturating_add((samples.len() as u64).saturating_mul(1000) / rate);
+        }
+        for event in events {
+            match event {
+                TurnEvent::SpeechStarted { audio_start_ms } => self.speech_started(audio_start_ms).await,
+                TurnEvent::SpeechStopped { audio_end_ms } => self.speech_stopped(audio_end_ms).await,
+            }
+        }
+    }
+
+    async fn speech_started(&mut self, audio_start_ms: u64) {
+        // Audio before the turn (prefix padding excluded) is no longer needed.
+        let cut = self.byte_offset(audio_start_ms);
+        self.input_audio.drain(..cut.min(self.input_audio.len()));
+        self.buffer_start_ms = self.buffer_start_ms.max(audio_start_ms);
+        let item_id = IdKind::Item.generate(self.ids.as_ref());
+        self.speech_item = Some(item_id.clone());
+        self.emit(ServerEvent::InputAudioBufferSpeechStarted {
+            item_id,
+            audio_start_ms,
+        })
+        .await;
+        // Barge-in: the caller talks over the reply.
+        let (_, interrupt) = self.turn_flags();
+        if interrupt && self.active.is_some() {
+            self.end_active(ResponseStatus::Cancelled, Some(StatusReason::TurnDetected), None)
+                .await;
+        }
+    }
+
+    async fn speech_stopped(&mut self, audio_end_ms: u64) {
+        let item_id = self
+            .speech_item
+            .take()
+            .unwrap_or_else(|| IdKind::Item.generate(self.ids.as_ref()));
+        self.emit(ServerEvent::InputAudioBufferSpeechStopped {
+            item_id: item_id.clone(),
+            audio_end_ms,
+        })
+        .await;
+        let cut = self.byte_offset(audio_end_ms).min(self.input_audio.len());
+        let rest = self.input_audio.split_off(cut);
+        let bytes = std::mem::replace(&mut self.input_audio, rest);
+        self.buffer_start_ms = audio_end_ms.max(self.buffer_start_ms);
+        let committed = self.commit_bytes(bytes, item_id, None).await;
+        if committed && self.turn_flags().0 && self.active.is_none() {
+            self.create_response(ResponseParams::default(), None).await;
+        }
+    }
+
+    /// `(create_response, interrupt_response)` of the turn detection in force.
+    fn turn_flags(&self) -> (bool, bool) {
+        match &self.config.turn_detection {
+            Some(TurnDetection::ServerVad(v)) => (v.create_response, v.interrupt_response),
+            Some(TurnDetection::SemanticVad(v)) => (v.create_response, v.interrupt_response),
+            None => (false, false),
+        }
+    }
+
+    /// The offset in `input_audio` of session millisecond `ms`.
+    fn byte_offset(&self, ms: u64) -> usize {
+        let format = to_sample_format(self.config.input_format);
+        let samples = ms
+            .saturating_sub(self.buffer_start_ms)
+            .saturating_mul(u64::from(format.sample_rate()))
+            / 1000;
+        let bytes_per_sample = if matches!(format, SampleFormat::Pcm16 { .. }) {
+            2
+        } else {
+            1
+        };
+        usize::try_from(samples.saturating_mul(bytes_per_sample)).unwrap_or(usize::MAX)
+    }
+
+    /// Commits `bytes` as the user audio item `item_id`: committed, item added, transcription. False when
+    /// refused (too short, undecodable).
+    async fn commit_bytes(&mut self, bytes: Vec<u8>, item_id: String, event_id: Option<String>) -> bool {
+        let format = to_sample_format(self.config.input_format);
+        let samples = match format.decode(&bytes) {
             Ok(samples) => samples,
             Err(err) => {
                 let error =
                     ErrorObject::invalid_request("invalid_value", format!("Invalid input audio: {err}."));
                 self.emit_error(error, event_id).await;
-                return;
+                return false;
             }
         };
         let ms = (samples.len() as u64).saturating_mul(1000) / u64::from(format.sample_rate().max(1));
@@ -453,10 +614,8 @@ impl RealtimeSession {
                 ),
             );
             self.emit_error(error, event_id).await;
-            return;
+            return false;
         }
-        let bytes = std::mem::take(&mut self.input_audio);
-        let item_id = IdKind::Item.generate(self.ids.as_ref());
         let item = Item::message(
             item_id.clone(),
             Role::User,
@@ -517,6 +676,7 @@ impl RealtimeSession {
                 }
             }
         }
+        true
     }
 
     // ---- responses ----------------------------------------------------------------------------------------
@@ -1187,4 +1347,15 @@ async fn transcribe(
         }
     }
     Ok(finals.join(" "))
+}
+
+/// The detector settings of a turn-detection config (`semantic_vad` runs as server VAD with its defaults).
+fn turn_settings(detection: &TurnDetection) -> TurnDetectionConfig {
+    match detection {
+        TurnDetection::ServerVad(v) => TurnDetectionConfig::default()
+            .with_threshold(v.threshold as f32)
+            .with_prefix_padding_ms(v.prefix_padding_ms)
+            .with_silence_duration_ms(v.silence_duration_ms),
+        TurnDetection::SemanticVad(_) => TurnDetectionConfig::default(),
+    }
 }

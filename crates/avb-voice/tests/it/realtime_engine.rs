@@ -7,14 +7,41 @@ use avb_voice::realtime::engine::{RealtimeSession, SessionPorts};
 use avb_voice::realtime::protocol::{
     Dialect, FunctionTool, OutputModalities, SessionConfig, SessionKind, TranscriptionConfig,
 };
+use avb_voice::realtime::protocol::{ServerVad, TurnDetection};
 use avb_voice::stt::SpeechToText;
 use avb_voice::tts::TextToSpeech;
+use avb_voice::vad::VoiceActivityDetector;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Speech = a 20 ms frame whose RMS is above 500: deterministic turn boundaries for tone/silence audio.
+#[derive(Debug, Clone, Copy)]
+struct EnergyVad;
+
+impl VoiceActivityDetector for EnergyVad {
+    fn sample_rate(&self) -> u32 {
+        16_000
+    }
+
+    fn frame_samples(&self) -> usize {
+        320
+    }
+
+    fn speech_probability(&mut self, frame: &[i16]) -> avb_voice::Result<f32> {
+        let energy = frame.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / frame.len() as f64;
+        Ok(if energy.sqrt() > 500.0 { 1.0 } else { 0.0 })
+    }
+
+    fn reset(&mut self) {}
+
+    fn fresh(&self) -> Box<dyn VoiceActivityDetector> {
+        Box::new(EnergyVad)
+    }
+}
 
 struct Harness {
     tx: mpsc::Sender<String>,
@@ -32,7 +59,12 @@ impl Harness {
         let session = RealtimeSession::new(
             dialect,
             config,
-            SessionPorts { llm, stt, tts },
+            SessionPorts {
+                llm,
+                stt,
+                tts,
+                vad: Some(Arc::new(EnergyVad)),
+            },
             Arc::new(SequentialIds::default()),
             ctx,
             out,
@@ -615,4 +647,110 @@ async fn a_second_response_create_is_refused_while_one_runs() {
     );
     assert_eq!(events.last().unwrap()["response"]["status"], "completed");
     h.quiet().await;
+}
+
+/// `ms` of a 440 Hz tone, pcm16 at 24 kHz.
+fn tone(ms: usize) -> Vec<i16> {
+    (0..ms * 24)
+        .map(|n| ((n as f32 * 440.0 * std::f32::consts::TAU / 24_000.0).sin() * 8_000.0) as i16)
+        .collect()
+}
+
+/// Appends `samples` in 100 ms frames.
+async fn append(h: &Harness, samples: &[i16]) {
+    for chunk in samples.chunks(2_400) {
+        let bytes: Vec<u8> = chunk.iter().flat_map(|s| s.to_le_bytes()).collect();
+        h.send(json!({"type": "input_audio_buffer.append", "audio": BASE64.encode(bytes)}))
+            .await;
+    }
+}
+
+fn server_vad_config() -> SessionConfig {
+    let mut cfg = config(OutputModalities::Text);
+    cfg.input_transcription = Some(TranscriptionConfig::default());
+    cfg.turn_detection = Some(TurnDetection::ServerVad(ServerVad::default()));
+    cfg
+}
+
+#[tokio::test]
+async fn server_vad_commits_the_turn_and_answers_it() {
+    let llm = ScriptedLlm::new([ScriptedReply::text("Hello!")]);
+    let mut h = Harness::start(
+        Dialect::Ga,
+        server_vad_config(),
+        &llm,
+        ScriptedStt::new(["hi there"]),
+    );
+    connected(&mut h).await;
+    let mut audio = vec![0i16; 24 * 400];
+    audio.extend(tone(800));
+    audio.extend(vec![0i16; 24 * 1_000]);
+    append(&h, &audio).await;
+    let events = h.until("response.done").await;
+    let t = types(&events);
+    assert_eq!(
+        t[..7],
+        [
+            "input_audio_buffer.speech_started",
+            "input_audio_buffer.speech_stopped",
+            "input_audio_buffer.committed",
+            "conversation.item.added",
+            "conversation.item.done",
+            "conversation.item.input_audio_transcription.completed",
+            "response.created",
+        ]
+    );
+    let item_id = &events[0]["item_id"];
+    assert!(
+        events[1..4]
+            .iter()
+            .all(|e| e["item_id"] == *item_id || e["item"]["id"] == *item_id)
+    );
+    // The turn starts at the tone minus the 300 ms prefix padding and ends after 500 ms of silence.
+    let start = events[0]["audio_start_ms"].as_u64().unwrap();
+    let end = events[1]["audio_end_ms"].as_u64().unwrap();
+    assert!((80..=120).contains(&start), "audio_start_ms {start}");
+    assert!((1_650..=1_800).contains(&end), "audio_end_ms {end}");
+    assert_eq!(events[5]["transcript"], "hi there");
+    assert_eq!(events.last().unwrap()["response"]["status"], "completed");
+    assert_eq!(
+        llm.requests()[0].messages,
+        [ChatMessage::User {
+            content: "hi there".into()
+        }]
+    );
+    h.quiet().await;
+}
+
+#[tokio::test]
+async fn barge_in_cancels_the_response_with_turn_detected() {
+    let long = (1..=60).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+    let llm = ScriptedLlm::new([ScriptedReply::text(long), ScriptedReply::text("Yes?")])
+        .with_token_delay(Duration::from_millis(20));
+    let mut h = Harness::start(Dialect::Ga, server_vad_config(), &llm, ScriptedStt::new(["wait"]));
+    connected(&mut h).await;
+    h.send(user_text("Tell me a story")).await;
+    h.until("conversation.item.done").await;
+    h.send(json!({"type": "response.create"})).await;
+    h.until("response.output_text.delta").await;
+    append(&h, &tone(300)).await;
+    let events = h.until("response.done").await;
+    let started = events
+        .iter()
+        .position(|e| e["type"] == "input_audio_buffer.speech_started")
+        .expect("speech_started");
+    assert!(
+        events[started + 1..]
+            .iter()
+            .all(|e| e["type"] != "response.output_text.delta"),
+        "no delta after the barge-in"
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done["response"]["status"], "cancelled");
+    assert_eq!(done["response"]["status_details"]["reason"], "turn_detected");
+    // The caller's turn then completes and is answered.
+    append(&h, &vec![0i16; 24 * 800]).await;
+    let next = h.until("response.done").await;
+    assert_eq!(types(&next)[0], "input_audio_buffer.speech_stopped");
+    assert_eq!(next.last().unwrap()["response"]["status"], "completed");
 }
