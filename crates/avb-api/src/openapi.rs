@@ -4,7 +4,7 @@
 //! Everything the route table knows comes from it: paths, methods, operation ids, path parameters, who may call
 //! (security requirements, the `X-Tenant-ID` header) and the tag (the path's first segment). What the table
 //! cannot say — the request body, the query filters, pagination and the reply — is described per operation id by
-//! [`describe`], with the very types the operations parse and answer. Every operation also lists the error
+//! `describe`, with the very types the operations parse and answer. Every operation also lists the error
 //! envelope for each status the pipeline can answer, its `error` narrowed to the stable codes of that status.
 //!
 //! A route without a description is left out of the document and named by [`undocumented`]; the tests require
@@ -317,7 +317,7 @@ fn describe(operation: &str) -> Option<Describe> {
     })
 }
 
-/// Operation ids of routes that [`describe`] does not cover (and that the document therefore leaves out).
+/// Operation ids of routes that `describe` does not cover (and that the document therefore leaves out).
 pub fn undocumented() -> Vec<&'static str> {
     routes()
         .iter()
