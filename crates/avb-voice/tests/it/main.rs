@@ -6,6 +6,7 @@
 mod audio;
 #[cfg(feature = "conformance")]
 mod conformance;
+mod error;
 mod scripted;
 mod vad;
 mod realtime_fuzz;

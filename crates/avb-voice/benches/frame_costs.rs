@@ -1,0 +1,119 @@
+//! CPU cost per 20 ms frame of the audio path of one session: decode, resample, VAD, turn detection, encode.
+//! Run with `cargo bench -p avb-voice --bench frame_costs`; prints nanoseconds per 20 ms frame.
+//!
+//! Time is the thread's on-CPU time (Linux `/proc/thread-self/schedstat`) so that other load on a shared machine
+//! does not inflate the figures; elsewhere it falls back to wall time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use avb_voice::adapters::EarshotVad;
+use avb_voice::audio::{AudioFormat, Resampler, decode_audio_base64, encode_audio_base64, synth};
+use avb_voice::vad::{TurnDetectionConfig, TurnDetector, TurnEvent, VoiceActivityDetector};
+use std::hint::black_box;
+use std::time::Instant;
+
+const FRAMES: usize = 20_000;
+
+/// Nanoseconds this thread has run on a CPU, or wall-clock nanoseconds where the kernel does not say.
+fn cpu_ns(wall: Instant) -> u128 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<u128>().ok()))
+        .unwrap_or_else(|| wall.elapsed().as_nanos())
+}
+
+fn report(name: &str, mut per_frame: impl FnMut(usize)) {
+    for i in 0..500 {
+        per_frame(i);
+    }
+    let wall = Instant::now();
+    let started = cpu_ns(wall);
+    for i in 0..FRAMES {
+        per_frame(i);
+    }
+    let ns = (cpu_ns(wall) - started) / FRAMES as u128;
+    println!("{name:<48} {ns:>8} ns / 20 ms frame");
+}
+
+fn frames(rate: u32) -> Vec<Vec<i16>> {
+    let speech = [
+        synth::synthetic_vowel(rate, 1_000, 9_000),
+        synth::white_noise(rate, 1_000, 300, 1),
+    ]
+    .concat();
+    speech.chunks(rate as usize / 50).map(<[i16]>::to_vec).collect()
+}
+
+fn main() {
+    let pcm = frames(24_000);
+    let narrow = frames(8_000);
+    let b64: Vec<String> = pcm
+        .iter()
+        .map(|f| encode_audio_base64(AudioFormat::PCM16_24K, f))
+        .collect();
+    let ulaw: Vec<String> = narrow
+        .iter()
+        .map(|f| encode_audio_base64(AudioFormat::G711Ulaw, f))
+        .collect();
+
+    report("decode base64 pcm16 24 kHz (960 B)", |i| {
+        black_box(decode_audio_base64(AudioFormat::PCM16_24K, &b64[i % b64.len()], 1 << 20).unwrap());
+    });
+    report("decode base64 g711_ulaw 8 kHz (160 B)", |i| {
+        black_box(decode_audio_base64(AudioFormat::G711Ulaw, &ulaw[i % ulaw.len()], 1 << 20).unwrap());
+    });
+    report("encode pcm16 24 kHz + base64", |i| {
+        black_box(encode_audio_base64(AudioFormat::PCM16_24K, &pcm[i % pcm.len()]));
+    });
+    report("encode g711_alaw 8 kHz + base64", |i| {
+        black_box(encode_audio_base64(
+            AudioFormat::G711Alaw,
+            &narrow[i % narrow.len()],
+        ));
+    });
+    for (from, to) in [
+        (24_000, 16_000),
+        (8_000, 16_000),
+        (16_000, 24_000),
+        (22_050, 24_000),
+        (24_000, 8_000),
+    ] {
+        let input = frames(from);
+        let mut resampler = Resampler::new(from, to).unwrap();
+        let mut out = Vec::with_capacity(4_096);
+        report(&format!("resample {from} -> {to} Hz (streaming)"), |i| {
+            out.clear();
+            resampler.process(&input[i % input.len()], &mut out).unwrap();
+            black_box(&out);
+        });
+    }
+    let vad_frames: Vec<Vec<i16>> = frames(16_000)
+        .concat()
+        .chunks_exact(256)
+        .map(<[i16]>::to_vec)
+        .collect();
+    let mut vad = EarshotVad::new();
+    // earshot scores 16 ms frames: a 20 ms frame costs 1.25 of them.
+    let wall = Instant::now();
+    let started = cpu_ns(wall);
+    for i in 0..FRAMES {
+        black_box(vad.speech_probability(&vad_frames[i % vad_frames.len()]).unwrap());
+    }
+    let per_vad_frame = (cpu_ns(wall) - started) as f64 / FRAMES as f64;
+    println!(
+        "{:<48} {:>8} ns / 20 ms frame",
+        "earshot VAD (16 kHz)",
+        (per_vad_frame * 1.25) as u128
+    );
+    let mut detector = TurnDetector::new(
+        TurnDetectionConfig::default(),
+        Box::new(EarshotVad::new()),
+        24_000,
+    )
+    .unwrap();
+    let mut events: Vec<TurnEvent> = Vec::new();
+    report("turn detection from 24 kHz (resample + VAD)", |i| {
+        events.clear();
+        detector.push(&pcm[i % pcm.len()], &mut events).unwrap();
+        black_box(&events);
+    });
+}
