@@ -7,6 +7,9 @@
 //! `cargo bench --bench auth` (needs `scripts/install-peers.sh` once). Prints median, p90, p99 and spread per
 //! operation, measured per call with `Instant` over many iterations after a warm-up.
 
+// Benchmark harness code fails loudly like test code does.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
 use avb_auth::adapters::keycloak::KeycloakIdentityBuilder;
 use avb_auth::adapters::local_authz::LocalAuthorizer;
 use avb_auth::adapters::spicedb::SpiceDbAuthorizer;

@@ -5,6 +5,9 @@
 //! `cargo bench --bench http` — prints req/s and p50/p99 latency for both and their ratio. The load generator
 //! shares the machine's cores with the server, as a co-located client would; compare ratios, not absolutes.
 
+// Benchmark harness code fails loudly like test code does.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
