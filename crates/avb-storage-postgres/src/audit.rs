@@ -7,7 +7,7 @@
 
 use crate::error;
 use crate::sql::{Sql, get_u64, int, micros};
-use crate::store::{Isolation, PgStore, Scope};
+use crate::store::{Isolation, PgStore, Scope, finish};
 use crate::tenancy::visible;
 use async_trait::async_trait;
 use avb_core::audit::{
@@ -143,9 +143,8 @@ impl AuditSink for PgStore {
         let chain = entry.tenant_id.or(ctx.tenant());
         let scope = append_scope(ctx, chain)?;
         let mut tx = self.begin_tx(ctx, scope, Access::ReadWrite).await?;
-        let sealed = append(&mut tx, ctx, chain, entry, self.ids.as_ref(), self.clock.as_ref()).await?;
-        tx.commit().await.map_err(error::map)?;
-        Ok(sealed)
+        let sealed = append(&mut tx, ctx, chain, entry, self.ids.as_ref(), self.clock.as_ref()).await;
+        finish(tx, sealed).await
     }
 }
 
@@ -162,18 +161,22 @@ impl AuditReader for PgStore {
         let mut tx = self
             .begin_tx(ctx, Scope::Storage(scope), Access::ReadOnly)
             .await?;
-        let rows = sql.query().fetch_all(&mut *tx).await.map_err(error::map)?;
-        let total = match rows.first() {
-            Some(row) => get_u64(row, "avb_total").map_err(error::map)?,
-            None if page.offset() > 0 => {
-                let mut count = Sql::new("SELECT count(*) AS n FROM audit_logs WHERE TRUE");
-                push_filter(&mut count, scope, filter)?;
-                let row = count.query().fetch_one(&mut *tx).await.map_err(error::map)?;
-                get_u64(&row, "n").map_err(error::map)?
-            }
-            None => 0,
-        };
-        tx.commit().await.map_err(error::map)?;
+        let read = async {
+            let rows = sql.query().fetch_all(&mut *tx).await.map_err(error::map)?;
+            let total = match rows.first() {
+                Some(row) => get_u64(row, "avb_total").map_err(error::map)?,
+                None if page.offset() > 0 => {
+                    let mut count = Sql::new("SELECT count(*) AS n FROM audit_logs WHERE TRUE");
+                    push_filter(&mut count, scope, filter)?;
+                    let row = count.query().fetch_one(&mut *tx).await.map_err(error::map)?;
+                    get_u64(&row, "n").map_err(error::map)?
+                }
+                None => 0,
+            };
+            Ok((rows, total))
+        }
+        .await;
+        let (rows, total) = finish(tx, read).await?;
         let items = rows
             .iter()
             .map(decode)
@@ -251,18 +254,22 @@ impl PgStore {
         let mut tx = self
             .begin_tx_with(ctx, Scope::Storage(scope), Access::ReadOnly, Isolation::Snapshot)
             .await?;
-        let query = format!("SELECT * FROM audit_logs WHERE {condition} ORDER BY sequence");
-        let mut entries = sqlx::query(sqlx::AssertSqlSafe(query));
-        if let Some(t) = tenant {
-            entries = entries.bind(t.0);
+        let read = async {
+            let query = format!("SELECT * FROM audit_logs WHERE {condition} ORDER BY sequence");
+            let mut entries = sqlx::query(sqlx::AssertSqlSafe(query));
+            if let Some(t) = tenant {
+                entries = entries.bind(t.0);
+            }
+            let rows = entries.fetch_all(&mut *tx).await.map_err(error::map)?;
+            let head = sqlx::query("SELECT sequence, hash FROM audit_chains WHERE chain_id = $1")
+                .bind(chain_id(tenant))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(error::map)?;
+            Ok((rows, head))
         }
-        let rows = entries.fetch_all(&mut *tx).await.map_err(error::map)?;
-        let head = sqlx::query("SELECT sequence, hash FROM audit_chains WHERE chain_id = $1")
-            .bind(chain_id(tenant))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(error::map)?;
-        tx.commit().await.map_err(error::map)?;
+        .await;
+        let (rows, head) = finish(tx, read).await?;
         let entries = rows
             .iter()
             .map(decode)

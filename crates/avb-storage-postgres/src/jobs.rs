@@ -3,7 +3,7 @@
 
 use crate::error;
 use crate::sql::get_u32;
-use crate::store::{PgStore, Scope};
+use crate::store::{PgStore, Scope, finish};
 use crate::tenancy::{outside_scope, visible};
 use async_trait::async_trait;
 use avb_core::jobs::{Job, JobQueue, JobState, NewJob};
@@ -118,9 +118,8 @@ impl JobQueue for PgStore {
         let mut tx = self
             .begin_tx(ctx, Scope::Storage(scope), Access::ReadWrite)
             .await?;
-        let id = insert(&mut tx, &job).await?;
-        tx.commit().await.map_err(error::map)?;
-        Ok(id)
+        let id = insert(&mut tx, &job).await;
+        finish(tx, id).await
     }
 
     async fn reserve(&self, ctx: &Ctx, kinds: &[&str], lease: Duration) -> Result<Option<Job>> {
@@ -160,8 +159,8 @@ impl JobQueue for PgStore {
         .bind(lease_until)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(error::map)?;
-        tx.commit().await.map_err(error::map)?;
+        .map_err(error::map);
+        let row = finish(tx, row).await?;
         row.as_ref().map(decode).transpose().map_err(error::map)
     }
 
@@ -170,16 +169,20 @@ impl JobQueue for PgStore {
         let mut tx = self
             .begin_tx(ctx, Scope::Storage(scope), Access::ReadWrite)
             .await?;
-        let job = Self::locked_job(&mut tx, id).await?;
-        if job.state != JobState::Running {
-            return Err(not_running(id, job.state));
+        let done = async {
+            let job = Self::locked_job(&mut tx, id).await?;
+            if job.state != JobState::Running {
+                return Err(not_running(id, job.state));
+            }
+            sqlx::query("UPDATE jobs SET state = 'done', lease_until = NULL WHERE id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(error::map)?;
+            Ok(())
         }
-        sqlx::query("UPDATE jobs SET state = 'done', lease_until = NULL WHERE id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(error::map)?;
-        tx.commit().await.map_err(error::map)
+        .await;
+        finish(tx, done).await
     }
 
     async fn fail(&self, ctx: &Ctx, id: JobId, message: &str, retry_in: Duration) -> Result<JobState> {
@@ -188,31 +191,34 @@ impl JobQueue for PgStore {
         let mut tx = self
             .begin_tx(ctx, Scope::Storage(scope), Access::ReadWrite)
             .await?;
-        let job = Self::locked_job(&mut tx, id).await?;
-        if job.state != JobState::Running {
-            return Err(not_running(id, job.state));
+        let failed = async {
+            let job = Self::locked_job(&mut tx, id).await?;
+            if job.state != JobState::Running {
+                return Err(not_running(id, job.state));
+            }
+            let (next, run_at) = if job.attempts >= job.max_attempts {
+                (JobState::Failed, job.run_at)
+            } else {
+                (JobState::Queued, later(now, retry_in, "retry_in")?)
+            };
+            let state = match next {
+                JobState::Failed => "failed",
+                _ => "queued",
+            };
+            sqlx::query(
+                "UPDATE jobs SET state = $2, run_at = $3, lease_until = NULL, last_error = $4 WHERE id = $1",
+            )
+            .bind(id.0)
+            .bind(state)
+            .bind(run_at)
+            .bind(message.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(error::map)?;
+            Ok(next)
         }
-        let (next, run_at) = if job.attempts >= job.max_attempts {
-            (JobState::Failed, job.run_at)
-        } else {
-            (JobState::Queued, later(now, retry_in, "retry_in")?)
-        };
-        let state = match next {
-            JobState::Failed => "failed",
-            _ => "queued",
-        };
-        sqlx::query(
-            "UPDATE jobs SET state = $2, run_at = $3, lease_until = NULL, last_error = $4 WHERE id = $1",
-        )
-        .bind(id.0)
-        .bind(state)
-        .bind(run_at)
-        .bind(message.to_owned())
-        .execute(&mut *tx)
-        .await
-        .map_err(error::map)?;
-        tx.commit().await.map_err(error::map)?;
-        Ok(next)
+        .await;
+        finish(tx, failed).await
     }
 
     async fn get(&self, ctx: &Ctx, id: JobId) -> Result<Job> {
@@ -224,9 +230,10 @@ impl JobQueue for PgStore {
             .bind(id.0)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(error::map)?;
-        tx.commit().await.map_err(error::map)?;
-        let row = row.ok_or_else(|| Error::not_found("job", id))?;
+            .map_err(error::map);
+        let row = finish(tx, row)
+            .await?
+            .ok_or_else(|| Error::not_found("job", id))?;
         decode(&row).map_err(error::map)
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::error::{self, database_error, state};
 use crate::sql::{Sql, get_u64, int};
-use crate::store::{PgStore, Scope};
+use crate::store::{PgStore, Scope, finish};
 use async_trait::async_trait;
 use avb_auth::authorizer::{
     ObjectRef, Relationship, RelationshipFilter, RelationshipSnapshot, RelationshipStore, RelationshipUpdate,
@@ -158,40 +158,46 @@ fn push_filter(sql: &mut Sql, filter: &RelationshipFilter) -> Result<()> {
 impl RelationshipStore for PgStore {
     async fn write(&self, ctx: &Ctx, updates: &[RelationshipUpdate]) -> Result<Revision> {
         let mut tx = self.begin_tx(ctx, Scope::Nothing, Access::ReadWrite).await?;
-        let revision = next_revision(&mut tx).await?;
-        // Consecutive updates of one kind go in one statement; the order of kinds is kept.
-        let mut run: Option<(Op, Columns)> = None;
-        for update in updates {
-            let (op, tuple) = op_of(update);
-            match &mut run {
-                Some((current, columns)) if *current == op => columns.push(tuple),
-                _ => {
-                    if let Some((current, columns)) = run.take() {
-                        apply(&mut tx, current, columns, revision).await?;
+        let written = async {
+            let revision = next_revision(&mut tx).await?;
+            // Consecutive updates of one kind go in one statement; the order of kinds is kept.
+            let mut run: Option<(Op, Columns)> = None;
+            for update in updates {
+                let (op, tuple) = op_of(update);
+                match &mut run {
+                    Some((current, columns)) if *current == op => columns.push(tuple),
+                    _ => {
+                        if let Some((current, columns)) = run.take() {
+                            apply(&mut tx, current, columns, revision).await?;
+                        }
+                        let mut columns = Columns::default();
+                        columns.push(tuple);
+                        run = Some((op, columns));
                     }
-                    let mut columns = Columns::default();
-                    columns.push(tuple);
-                    run = Some((op, columns));
                 }
             }
+            if let Some((op, columns)) = run {
+                apply(&mut tx, op, columns, revision).await?;
+            }
+            Ok(revision)
         }
-        if let Some((op, columns)) = run {
-            apply(&mut tx, op, columns, revision).await?;
-        }
-        tx.commit().await.map_err(error::map)?;
-        revision_of(revision)
+        .await;
+        revision_of(finish(tx, written).await?)
     }
 
     async fn delete(&self, ctx: &Ctx, filter: &RelationshipFilter) -> Result<Revision> {
         let mut tx = self.begin_tx(ctx, Scope::Nothing, Access::ReadWrite).await?;
-        let revision = next_revision(&mut tx).await?;
-        let mut sql = Sql::new("UPDATE relationships SET deleted_rev = ");
-        sql.bind(revision)?;
-        sql.push(" WHERE deleted_rev IS NULL");
-        push_filter(&mut sql, filter)?;
-        sql.query().execute(&mut *tx).await.map_err(error::map)?;
-        tx.commit().await.map_err(error::map)?;
-        revision_of(revision)
+        let deleted = async {
+            let revision = next_revision(&mut tx).await?;
+            let mut sql = Sql::new("UPDATE relationships SET deleted_rev = ");
+            sql.bind(revision)?;
+            sql.push(" WHERE deleted_rev IS NULL");
+            push_filter(&mut sql, filter)?;
+            sql.query().execute(&mut *tx).await.map_err(error::map)?;
+            Ok(revision)
+        }
+        .await;
+        revision_of(finish(tx, deleted).await?)
     }
 
     async fn snapshot(&self, _ctx: &Ctx) -> Result<Arc<dyn RelationshipSnapshot>> {

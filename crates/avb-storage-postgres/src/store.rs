@@ -224,6 +224,24 @@ impl PgStore {
     }
 }
 
+/// Ends a one-shot transaction: commits on success; on failure rolls back at once (rather than leaving the
+/// rollback to the connection's return to the pool), so its row locks never outlive the call — a worker's
+/// `SKIP LOCKED` must not skip a job that a failed call merely looked at.
+pub(crate) async fn finish<T>(tx: Transaction<'static, Postgres>, result: Result<T>) -> Result<T> {
+    match result {
+        Ok(value) => {
+            tx.commit().await.map_err(error::map)?;
+            Ok(value)
+        }
+        Err(err) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "postgres: rollback failed");
+            }
+            Err(err)
+        }
+    }
+}
+
 /// Waits for `future` until `remaining` runs out (`None`: unbounded).
 pub(crate) async fn before_deadline<F: Future>(remaining: Option<Duration>, future: F) -> Result<F::Output> {
     match remaining {

@@ -248,3 +248,25 @@ async fn a_job_whose_last_lease_expires_is_dead() {
         Some("lease expired on the last attempt")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_ack_leaves_no_lock_behind() {
+    // A refused call must end its transaction before returning: a lock left to the pool's asynchronous
+    // rollback would make the next worker's SKIP LOCKED pass over the job.
+    let store = support::store().await;
+    let ctx = all_tenants();
+    let kind = format!("pg.{}", uuid::Uuid::new_v4());
+    for _ in 0..20 {
+        let id = store
+            .enqueue(&ctx, NewJob::new(&kind, None, serde_json::json!({})))
+            .await
+            .unwrap();
+        assert!(matches!(store.ack(&ctx, id).await, Err(Error::Conflict { .. })));
+        let reserved = store
+            .reserve(&ctx, &[kind.as_str()], Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(reserved.map(|j| j.id), Some(id));
+        store.ack(&ctx, id).await.unwrap();
+    }
+}
