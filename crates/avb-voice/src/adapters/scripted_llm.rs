@@ -15,6 +15,7 @@ use avb_core::Ctx;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Characters of function arguments per delta.
@@ -245,6 +246,7 @@ impl LanguageModel for ScriptedLlm {
             done: false,
             cancel,
             token_delay: self.token_delay,
+            ready_at: None,
         }))
     }
 }
@@ -258,6 +260,7 @@ struct ScriptedChatStream {
     done: bool,
     cancel: CancellationToken,
     token_delay: Option<Duration>,
+    ready_at: Option<Instant>,
 }
 
 #[async_trait]
@@ -270,11 +273,15 @@ impl ChatStream for ScriptedChatStream {
             return Ok(None);
         }
         if let Some(delay) = self.token_delay {
+            // The delta's generation started at the first call that asked for it: a call dropped in a lost
+            // `select!` race neither loses the delta nor restarts the wait.
+            let ready_at = *self.ready_at.get_or_insert_with(|| Instant::now() + delay);
             tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => return Err(Error::Cancelled),
-                () = tokio::time::sleep(delay) => {}
+                () = tokio::time::sleep_until(ready_at) => {}
             }
+            self.ready_at = None;
         }
         match self.events.pop_front() {
             Some(event) => {

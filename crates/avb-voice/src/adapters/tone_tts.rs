@@ -12,6 +12,7 @@ use crate::tts::{TextToSpeech, TtsChunk, TtsConfig, TtsStream, TtsUsage, chunk_m
 use async_trait::async_trait;
 use avb_core::Ctx;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Settings of the tone voice.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +26,7 @@ pub struct ToneTtsConfig {
     pub amplitude: i16,
     /// Audio per chunk, in milliseconds.
     pub chunk_ms: u32,
-    /// Wait before each chunk (simulates synthesis time; `None` = as fast as asked).
+    /// Synthesis time of each chunk, counted from the first `next_chunk` call that asks for it (`None` = none).
     pub chunk_delay: Option<Duration>,
 }
 
@@ -102,6 +103,7 @@ impl TextToSpeech for ToneTts {
             spoken_bytes: 0,
             finished: false,
             cancelled: false,
+            ready_at: None,
             usage: TtsUsage::default(),
         }))
     }
@@ -124,6 +126,8 @@ struct ToneStream {
     spoken_bytes: usize,
     finished: bool,
     cancelled: bool,
+    /// When the chunk being synthesised is ready (with `chunk_delay`).
+    ready_at: Option<Instant>,
     usage: TtsUsage,
 }
 
@@ -209,8 +213,11 @@ impl TtsStream for ToneStream {
             return std::future::pending().await;
         }
         if let Some(delay) = self.tone.chunk_delay {
-            // Cancel-safe: nothing has changed yet if this future is dropped while sleeping.
-            tokio::time::sleep(delay).await;
+            // Synthesis of this chunk started at the first call that asked for it: a call dropped in a lost
+            // `select!` race neither loses the chunk nor restarts the wait.
+            let ready_at = *self.ready_at.get_or_insert_with(|| Instant::now() + delay);
+            tokio::time::sleep_until(ready_at).await;
+            self.ready_at = None;
         }
         let from = self.position;
         let to = (from + self.chunk).min(end_of_audio);

@@ -220,6 +220,8 @@ async fn tone_tts_paces_chunks_and_cancels_during_a_wait() {
     );
     let sixth = stream.next_chunk().await.unwrap().unwrap();
     assert_eq!(sixth.start_ms, 100);
+    // The dropped call had started the chunk: it is ready 20 ms after that call, not after this one.
+    assert_eq!(started.elapsed(), Duration::from_millis(120));
     stream.cancel();
     assert!(matches!(stream.next_chunk().await, Err(Error::Cancelled)));
     assert!(matches!(stream.finish().await, Err(Error::Cancelled)));
@@ -363,6 +365,14 @@ async fn scripted_llm_paces_tokens_and_stops_at_the_cut() {
         stream.next_event().await.unwrap().unwrap();
     }
     assert_eq!(started.elapsed(), Duration::from_millis(30));
+    // A call that loses a race does not restart the wait for its delta.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(4), stream.next_event())
+            .await
+            .is_err()
+    );
+    stream.next_event().await.unwrap().unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(40));
     // Cancel while a delta is pending: the wait ends at once with `Cancelled`.
     let waiting = tokio::spawn(async move {
         let result = stream.next_event().await;
@@ -372,7 +382,7 @@ async fn scripted_llm_paces_tokens_and_stops_at_the_cut() {
     cancel.cancel();
     let (result, mut stream) = waiting.await.unwrap();
     assert!(matches!(result, Err(Error::Cancelled)));
-    assert_eq!(started.elapsed(), Duration::from_millis(33));
+    assert_eq!(started.elapsed(), Duration::from_millis(43));
     assert!(matches!(stream.next_event().await, Err(Error::Cancelled)));
-    assert_eq!(stream.usage().output_tokens, 3, "usage of the cut reply");
+    assert_eq!(stream.usage().output_tokens, 4, "usage of the cut reply");
 }
