@@ -33,7 +33,7 @@ use crate::llm::{
     ToolChoice as LlmToolChoice, ToolSpec,
 };
 use crate::stt::{SpeechToText, SttConfig, SttEvent};
-use crate::tts::{TextToSpeech, TtsConfig, TtsStream};
+use crate::tts::{TextToSpeech, TtsChunk, TtsConfig, TtsStream};
 use crate::vad::{TurnDetectionConfig, TurnDetector, TurnEvent, VoiceActivityDetector};
 use avb_core::{Ctx, IdGen};
 use base64::Engine as _;
@@ -89,12 +89,43 @@ struct Active {
     stream: Box<dyn ChatStream>,
     cancel: CancellationToken,
     open: Option<Open>,
+    /// Set once the model is done while speech is still being synthesized: how the response ends.
+    finishing: Option<(ResponseStatus, Option<StatusReason>)>,
+}
+
+/// The next output of the response in progress: model deltas, interleaved with speech chunks as the TTS
+/// produces them (model first when both are ready); once the model is done, the rest of the speech.
+/// Cancel-safe (both port streams are). A TTS whose `next_chunk` restarts its wait when dropped (the tone TTS with
+/// a chunk delay longer than the model's token interval) lags behind the text until the model is done; nothing is
+/// lost.
+async fn next_output(active: &mut Active) -> Wake {
+    let Active {
+        stream,
+        open,
+        finishing,
+        ..
+    } = active;
+    let tts = match open {
+        Some(Open::Message { tts: Some(tts), .. }) => Some(tts),
+        _ => None,
+    };
+    match (finishing.is_some(), tts) {
+        (true, Some(tts)) => Wake::Speech(tts.next_chunk().await),
+        (true, None) => Wake::Speech(Ok(None)),
+        (false, Some(tts)) => tokio::select! {
+            biased;
+            event = stream.next_event() => Wake::Model(event),
+            chunk = tts.next_chunk() => Wake::Speech(chunk),
+        },
+        (false, None) => Wake::Model(stream.next_event().await),
+    }
 }
 
 /// What happened while waiting in [`RealtimeSession::run`].
 enum Wake {
     Frame(Option<String>),
     Model(crate::Result<Option<ChatEvent>>),
+    Speech(crate::Result<Option<TtsChunk>>),
 }
 
 /// One realtime connection's state machine.
@@ -220,7 +251,7 @@ impl RealtimeSession {
                 Some(active) => tokio::select! {
                     biased;
                     frame = incoming.recv() => Wake::Frame(frame),
-                    event = active.stream.next_event() => Wake::Model(event),
+                    output = next_output(active) => output,
                 },
                 None => Wake::Frame(incoming.recv().await),
             };
@@ -233,6 +264,7 @@ impl RealtimeSession {
                     break;
                 }
                 Wake::Model(event) => self.on_model(event).await,
+                Wake::Speech(chunk) => self.on_speech(chunk).await,
             }
         }
     }
@@ -243,8 +275,11 @@ impl RealtimeSession {
             let Some(active) = self.active.as_mut() else {
                 return;
             };
-            let event = active.stream.next_event().await;
-            self.on_model(event).await;
+            match next_output(active).await {
+                Wake::Model(event) => self.on_model(event).await,
+                Wake::Speech(chunk) => self.on_speech(chunk).await,
+                Wake::Frame(_) => {}
+            }
         }
     }
 
@@ -715,6 +750,7 @@ impl RealtimeSession {
                     stream,
                     cancel,
                     open: None,
+                    finishing: None,
                 });
             }
             Err(err) => {
@@ -801,7 +837,13 @@ impl RealtimeSession {
                     }
                     _ => (ResponseStatus::Completed, None),
                 };
-                self.end_active(status, reason, None).await;
+                if self.speech_pending().await {
+                    if let Some(active) = self.active.as_mut() {
+                        active.finishing = Some((status, reason));
+                    }
+                } else {
+                    self.end_active(status, reason, None).await;
+                }
             }
             Ok(None) => self.end_active(ResponseStatus::Completed, None, None).await,
             Err(err) => {
@@ -809,6 +851,72 @@ impl RealtimeSession {
                 self.end_active(ResponseStatus::Failed, None, Some(failure_details()))
                     .await;
             }
+        }
+    }
+
+    /// Tells the open message's TTS that the text is complete; true when speech is still to come.
+    async fn speech_pending(&mut self) -> bool {
+        let Some(Some(Open::Message { tts, .. })) = self.active.as_mut().map(|a| a.open.as_mut()) else {
+            return false;
+        };
+        let Some(stream) = tts.as_mut() else {
+            return false;
+        };
+        match stream.finish().await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "text-to-speech failed");
+                *tts = None;
+                false
+            }
+        }
+    }
+
+    /// One speech chunk of the open message (or the end of its speech).
+    async fn on_speech(&mut self, chunk: crate::Result<Option<TtsChunk>>) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        let response_id = active.response.id.clone();
+        let finishing = active.finishing;
+        let Some(Open::Message {
+            item_id,
+            output_index,
+            audio,
+            tts,
+            ..
+        }) = active.open.as_mut()
+        else {
+            return;
+        };
+        match chunk {
+            Ok(Some(chunk)) => {
+                if chunk.audio.is_empty() {
+                    return;
+                }
+                audio.extend_from_slice(&chunk.audio);
+                let at = PartRef {
+                    response_id,
+                    item_id: item_id.clone(),
+                    output_index: *output_index,
+                    content_index: 0,
+                };
+                self.audio_produced = true;
+                self.emit(ServerEvent::ResponseAudioDelta {
+                    at,
+                    delta: BASE64.encode(&chunk.audio),
+                })
+                .await;
+                return;
+            }
+            Ok(None) => *tts = None,
+            Err(err) => {
+                tracing::warn!(error = %err, "text-to-speech failed");
+                *tts = None;
+            }
+        }
+        if let Some((status, reason)) = finishing {
+            self.end_active(status, reason, None).await;
         }
     }
 

@@ -50,9 +50,19 @@ struct Harness {
 
 impl Harness {
     fn start(dialect: Dialect, config: SessionConfig, llm: &ScriptedLlm, stt: ScriptedStt) -> Self {
+        Self::start_with_tts(dialect, config, llm, stt, ToneTts::default())
+    }
+
+    fn start_with_tts(
+        dialect: Dialect,
+        config: SessionConfig,
+        llm: &ScriptedLlm,
+        stt: ScriptedStt,
+        tts: ToneTts,
+    ) -> Self {
         let llm: Arc<dyn LanguageModel> = Arc::new(llm.clone());
         let stt: Arc<dyn SpeechToText> = Arc::new(stt);
-        let tts: Arc<dyn TextToSpeech> = Arc::new(ToneTts::default());
+        let tts: Arc<dyn TextToSpeech> = Arc::new(tts);
         let (tx, incoming) = mpsc::channel(16);
         let (out, rx) = mpsc::channel(64);
         let ctx = Ctx::system(RequestId::generate(&UuidV7Ids), "test", None);
@@ -753,4 +763,47 @@ async fn barge_in_cancels_the_response_with_turn_detected() {
     let next = h.until("response.done").await;
     assert_eq!(types(&next)[0], "input_audio_buffer.speech_stopped");
     assert_eq!(next.last().unwrap()["response"]["status"], "completed");
+}
+
+#[tokio::test]
+async fn audio_interleaves_with_the_transcript_and_cancel_stops_the_speech() {
+    let llm = ScriptedLlm::new([ScriptedReply::text(
+        "A fairly long sentence to speak out loud, word by word.",
+    )])
+    .with_token_delay(Duration::from_millis(40));
+    // Synthesis faster than the model's tokens, so speech keeps up with the text.
+    let tts = ToneTts::default().with_chunk_delay(Duration::from_millis(5));
+    let mut h = Harness::start_with_tts(
+        Dialect::Beta,
+        config(OutputModalities::Audio),
+        &llm,
+        ScriptedStt::new([""; 0]),
+        tts,
+    );
+    connected(&mut h).await;
+    h.send(user_text("Speak")).await;
+    h.until("conversation.item.created").await;
+    h.send(json!({"type": "response.create"})).await;
+    let mut events = h.until("response.audio.delta").await;
+    // Speech streams while the model is still writing: more transcript follows the first audio.
+    events.extend(h.until("response.audio_transcript.delta").await);
+    assert!(
+        events.iter().all(|e| e["type"] != "response.done"),
+        "{:?}",
+        types(&events)
+    );
+    h.send(json!({"type": "response.cancel"})).await;
+    events.extend(h.until("response.done").await);
+    let last_delta = events
+        .iter()
+        .rposition(|e| e["type"].as_str().unwrap().ends_with(".delta"))
+        .unwrap();
+    assert_eq!(
+        types(&events[last_delta + 1..]),
+        ["response.output_item.done", "response.done"]
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done["response"]["status"], "cancelled");
+    assert_eq!(done["response"]["output"][0]["status"], "incomplete");
+    h.quiet().await;
 }
