@@ -123,17 +123,18 @@ fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }
 
-/// Collapses runs of the same type into `type*` so sequences with a variable number of deltas compare exactly.
+/// Collapses each run of `*.delta` events into one `type*` (one or more) so sequences with a variable number of
+/// deltas compare exactly; every other event stays as it is.
 fn shape(events: &[Value]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for t in types(events) {
-        let starred = format!("{t}*");
-        if out.last().is_some_and(|last| *last == starred || *last == t) {
-            if let Some(last) = out.last_mut() {
-                *last = starred;
-            }
+        let entry = if t.ends_with(".delta") {
+            format!("{t}*")
         } else {
-            out.push(t.to_owned());
+            t.to_owned()
+        };
+        if !(entry.ends_with('*') && out.last() == Some(&entry)) {
+            out.push(entry);
         }
     }
     out
@@ -806,4 +807,63 @@ async fn audio_interleaves_with_the_transcript_and_cancel_stops_the_speech() {
     assert_eq!(done["response"]["status"], "cancelled");
     assert_eq!(done["response"]["output"][0]["status"], "incomplete");
     h.quiet().await;
+}
+
+#[tokio::test]
+async fn per_response_overrides_and_out_of_band_responses() {
+    let llm = ScriptedLlm::new([ScriptedReply::text("Summary."), ScriptedReply::text("In band.")]);
+    let mut h = Harness::start(
+        Dialect::Ga,
+        config(OutputModalities::Audio),
+        &llm,
+        ScriptedStt::new([""; 0]),
+    );
+    connected(&mut h).await;
+    h.send(user_text("Hi")).await;
+    h.until("conversation.item.done").await;
+    h.send(
+        json!({"type": "response.create", "response": {"conversation": "none", "instructions": "Summarize.",
+        "output_modalities": ["text"], "metadata": {"topic": "summary"}}}),
+    )
+    .await;
+    let events = h.until("response.done").await;
+    assert_eq!(
+        shape(&events),
+        [
+            "response.created",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta*",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.done",
+        ],
+        "an out-of-band text response leaves the conversation alone"
+    );
+    let done = &events.last().unwrap()["response"];
+    assert_eq!(done["metadata"], json!({"topic": "summary"}));
+    assert_eq!(done["output_modalities"], json!(["text"]));
+    assert_eq!(llm.requests()[0].instructions.as_deref(), Some("Summarize."));
+
+    // The next response sees the conversation without the out-of-band reply, and speaks again.
+    h.send(json!({"type": "response.create"})).await;
+    let events = h.until("response.done").await;
+    assert!(events.iter().any(|e| e["type"] == "response.output_audio.delta"));
+    assert_eq!(
+        llm.requests()[1].messages,
+        [ChatMessage::User { content: "Hi".into() }]
+    );
+    assert_eq!(llm.requests()[1].instructions, None);
+
+    // Audio was produced: the voice is now fixed, and the refusal names the parameter.
+    h.send(
+        json!({"type": "session.update", "event_id": "evt_v", "session": {"type": "realtime",
+        "audio": {"output": {"voice": "ash"}}}}),
+    )
+    .await;
+    let error = h.next().await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["event_id"], "evt_v");
+    assert_eq!(error["error"]["param"], "session.audio.output.voice");
 }
