@@ -8,7 +8,12 @@
 //! operation, measured per call with `Instant` over many iterations after a warm-up.
 
 // Benchmark harness code fails loudly like test code does.
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use avb_auth::adapters::keycloak::KeycloakIdentityBuilder;
 use avb_auth::adapters::local_authz::LocalAuthorizer;

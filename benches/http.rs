@@ -6,7 +6,12 @@
 //! shares the machine's cores with the server, as a co-located client would; compare ratios, not absolutes.
 
 // Benchmark harness code fails loudly like test code does.
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -13,7 +13,11 @@ fn example(name: &str) -> PathBuf {
 
 fn run(name: &str, args: &[&str]) -> String {
     let path = example(name);
-    assert!(path.exists(), "example binary {} missing (cargo test builds examples)", path.display());
+    assert!(
+        path.exists(),
+        "example binary {} missing (cargo test builds examples)",
+        path.display()
+    );
     let output = Command::new(&path).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(

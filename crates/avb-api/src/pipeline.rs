@@ -172,7 +172,11 @@ impl App {
             response.set_header("x-ratelimit-remaining", rate.remaining.to_string());
             // Spec §10.2: the reset is a Unix time (seconds), rounded up so clients never retry early.
             let reset_in = rate.reset_after.as_secs() + u64::from(rate.reset_after.subsec_nanos() > 0);
-            let reset_at = inner.clock.now().timestamp().saturating_add(i64::try_from(reset_in).unwrap_or(0));
+            let reset_at = inner
+                .clock
+                .now()
+                .timestamp()
+                .saturating_add(i64::try_from(reset_in).unwrap_or(0));
             response.set_header("x-ratelimit-reset", reset_at.to_string());
         }
         self.cors_headers(origin.as_deref(), response);
@@ -420,7 +424,9 @@ fn rate_key(
 }
 
 fn rate_limited(decision: RateLimitDecision) -> ApiError {
-    let retry = decision.retry_after.map_or(1, |d| (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1));
+    let retry = decision
+        .retry_after
+        .map_or(1, |d| (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1));
     ApiError {
         retry_after: Some(retry),
         ..ApiError::with_message(

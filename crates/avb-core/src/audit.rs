@@ -182,8 +182,14 @@ impl AuditEntry {
         prev: Option<(u64, &str)>,
     ) -> Self {
         let principal = ctx.principal();
-        let user_agent: String =
-            ctx.client().user_agent.as_deref().unwrap_or_default().chars().take(500).collect();
+        let user_agent: String = ctx
+            .client()
+            .user_agent
+            .as_deref()
+            .unwrap_or_default()
+            .chars()
+            .take(500)
+            .collect();
         let (sequence, prev_hash) = match prev {
             Some((seq, hash)) => (seq.saturating_add(1), hash.to_owned()),
             None => (1, GENESIS_HASH.to_owned()),
@@ -217,7 +223,8 @@ impl AuditEntry {
     pub fn compute_hash(&self) -> String {
         let content = serde_json::json!([
             self.id,
-            self.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            self.timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             self.actor_id,
             self.actor_email,
             self.actor_type,
@@ -257,13 +264,22 @@ pub fn verify_chain(entries: &[AuditEntry]) -> std::result::Result<(), ChainBrea
     for (index, entry) in entries.iter().enumerate() {
         let expected_seq = index as u64 + 1;
         if entry.sequence != expected_seq {
-            return Err(ChainBreak { sequence: entry.sequence, reason: "sequence gap or reorder" });
+            return Err(ChainBreak {
+                sequence: entry.sequence,
+                reason: "sequence gap or reorder",
+            });
         }
         if entry.prev_hash != prev_hash {
-            return Err(ChainBreak { sequence: entry.sequence, reason: "prev_hash does not match" });
+            return Err(ChainBreak {
+                sequence: entry.sequence,
+                reason: "prev_hash does not match",
+            });
         }
         if entry.compute_hash() != entry.hash {
-            return Err(ChainBreak { sequence: entry.sequence, reason: "content does not match its hash" });
+            return Err(ChainBreak {
+                sequence: entry.sequence,
+                reason: "content does not match its hash",
+            });
         }
         prev_hash = &entry.hash;
     }
@@ -294,11 +310,17 @@ impl AuditFilter {
     pub fn matches(&self, entry: &AuditEntry) -> bool {
         self.actor_id.is_none_or(|a| entry.actor_id == Some(a))
             && self.action.is_none_or(|a| entry.action == a)
-            && self.resource_type.as_deref().is_none_or(|r| entry.resource_type == r)
+            && self
+                .resource_type
+                .as_deref()
+                .is_none_or(|r| entry.resource_type == r)
             && self.resource_id.as_deref().is_none_or(|r| entry.resource_id == r)
             && self.from.is_none_or(|f| entry.timestamp >= f)
             && self.to.is_none_or(|t| entry.timestamp < t)
-            && self.request_id.as_ref().is_none_or(|r| entry.request_id == r.as_str())
+            && self
+                .request_id
+                .as_ref()
+                .is_none_or(|r| entry.request_id == r.as_str())
     }
 }
 

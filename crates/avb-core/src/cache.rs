@@ -67,5 +67,11 @@ pub trait Cache: Send + Sync + std::fmt::Debug + 'static {
     /// Removes every entry whose key starts with `prefix`.
     async fn delete_prefix(&self, ctx: &Ctx, prefix: &CacheKey) -> Result<u64>;
     /// Returns the cached value or computes, stores and returns it, computing once under concurrency.
-    async fn get_or_set(&self, ctx: &Ctx, key: &CacheKey, ttl: Duration, compute: Compute<'_>) -> Result<Vec<u8>>;
+    async fn get_or_set(
+        &self,
+        ctx: &Ctx,
+        key: &CacheKey,
+        ttl: Duration,
+        compute: Compute<'_>,
+    ) -> Result<Vec<u8>>;
 }

@@ -39,7 +39,13 @@ pub struct Ctx {
 impl Ctx {
     /// A context for `principal` with no tenant, deadline or client info.
     pub fn new(request_id: RequestId, principal: Principal) -> Self {
-        Self { request_id, principal, tenant: None, deadline: None, client: ClientInfo::default() }
+        Self {
+            request_id,
+            principal,
+            tenant: None,
+            deadline: None,
+            client: ClientInfo::default(),
+        }
     }
 
     /// A system context (jobs, bootstrap), optionally scoped to one tenant.

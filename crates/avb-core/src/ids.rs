@@ -95,9 +95,8 @@ impl RequestId {
 
     /// Accepts a client-supplied id when it is 1–100 printable ASCII characters without spaces.
     pub fn from_client(value: &str) -> Option<Self> {
-        let ok = !value.is_empty()
-            && value.len() <= Self::MAX_LEN
-            && value.bytes().all(|b| b.is_ascii_graphic());
+        let ok =
+            !value.is_empty() && value.len() <= Self::MAX_LEN && value.bytes().all(|b| b.is_ascii_graphic());
         ok.then(|| Self(value.into()))
     }
 

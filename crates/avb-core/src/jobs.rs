@@ -42,7 +42,13 @@ pub struct NewJob {
 impl NewJob {
     /// A job of `kind` with `payload`, 5 attempts, runnable now.
     pub fn new(kind: &str, tenant_id: Option<TenantId>, payload: Value) -> Self {
-        Self { kind: kind.to_owned(), tenant_id, payload, run_at: None, max_attempts: 5 }
+        Self {
+            kind: kind.to_owned(),
+            tenant_id,
+            payload,
+            run_at: None,
+            max_attempts: 5,
+        }
     }
 }
 

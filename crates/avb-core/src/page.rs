@@ -23,10 +23,18 @@ impl PageRequest {
         let limit = limit.unwrap_or(Self::DEFAULT_LIMIT);
         let offset = offset.unwrap_or(0);
         if limit == 0 || limit > Self::MAX_LIMIT {
-            return Err(Error::invalid("limit", "range", format!("must be between 1 and {}", Self::MAX_LIMIT)));
+            return Err(Error::invalid(
+                "limit",
+                "range",
+                format!("must be between 1 and {}", Self::MAX_LIMIT),
+            ));
         }
         if offset > Self::MAX_OFFSET {
-            return Err(Error::invalid("offset", "range", format!("must be at most {}", Self::MAX_OFFSET)));
+            return Err(Error::invalid(
+                "offset",
+                "range",
+                format!("must be at most {}", Self::MAX_OFFSET),
+            ));
         }
         Ok(Self { limit, offset })
     }
@@ -46,13 +54,21 @@ impl PageRequest {
         let start = usize::try_from(self.offset).unwrap_or(usize::MAX).min(all.len());
         let end = start.saturating_add(self.limit as usize).min(all.len());
         let items = all.get(start..end).map(<[T]>::to_vec).unwrap_or_default();
-        Page { items, total: all.len() as u64, limit: self.limit, offset: self.offset }
+        Page {
+            items,
+            total: all.len() as u64,
+            limit: self.limit,
+            offset: self.offset,
+        }
     }
 }
 
 impl Default for PageRequest {
     fn default() -> Self {
-        Self { limit: Self::DEFAULT_LIMIT, offset: 0 }
+        Self {
+            limit: Self::DEFAULT_LIMIT,
+            offset: 0,
+        }
     }
 }
 
@@ -73,7 +89,12 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Maps the items, keeping the counts.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), total: self.total, limit: self.limit, offset: self.offset }
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            total: self.total,
+            limit: self.limit,
+            offset: self.offset,
+        }
     }
 }
 

@@ -25,8 +25,14 @@ pub enum Role {
 
 impl Role {
     /// Every role, most powerful first.
-    pub const ALL: [Role; 6] =
-        [Role::Sysadmin, Role::Admin, Role::Developer, Role::Operator, Role::Viewer, Role::Billing];
+    pub const ALL: [Role; 6] = [
+        Role::Sysadmin,
+        Role::Admin,
+        Role::Developer,
+        Role::Operator,
+        Role::Viewer,
+        Role::Billing,
+    ];
 
     /// Wire / relation name.
     pub const fn as_str(self) -> &'static str {
@@ -110,9 +116,13 @@ impl RateLimitTier {
 
     /// Parses a wire name.
     pub fn parse(name: &str) -> Option<Self> {
-        [RateLimitTier::Standard, RateLimitTier::Elevated, RateLimitTier::Unlimited]
-            .into_iter()
-            .find(|t| t.as_str() == name)
+        [
+            RateLimitTier::Standard,
+            RateLimitTier::Elevated,
+            RateLimitTier::Unlimited,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == name)
     }
 }
 

@@ -17,11 +17,20 @@ pub struct RateLimitPolicy {
 
 impl RateLimitPolicy {
     /// Spec `DEFAULT`: unauthenticated callers, by IP.
-    pub const DEFAULT: Self = Self { per_minute: 60, per_hour: 1000 };
+    pub const DEFAULT: Self = Self {
+        per_minute: 60,
+        per_hour: 1000,
+    };
     /// Spec `API_KEY`: API keys and ordinary users.
-    pub const API_KEY: Self = Self { per_minute: 120, per_hour: 5000 };
+    pub const API_KEY: Self = Self {
+        per_minute: 120,
+        per_hour: 5000,
+    };
     /// Spec `ADMIN`: sysadmins (and elevated keys).
-    pub const ADMIN: Self = Self { per_minute: 300, per_hour: 10000 };
+    pub const ADMIN: Self = Self {
+        per_minute: 300,
+        per_hour: 10000,
+    };
 }
 
 /// The outcome of one check, with what the `X-RateLimit-*` headers need.

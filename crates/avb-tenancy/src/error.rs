@@ -94,10 +94,18 @@ impl HasCode for Error {
         match self {
             Error::Invalid(fields) => fields.to_details(),
             Error::NotFound { resource, id } => json!({ "resource": resource, "id": id }),
-            Error::LimitExceeded { resource, limit, current } => {
+            Error::LimitExceeded {
+                resource,
+                limit,
+                current,
+            } => {
                 json!({ "resource": resource, "limit": limit, "current": current })
             }
-            Error::InvalidState { resource, state, action } => {
+            Error::InvalidState {
+                resource,
+                state,
+                action,
+            } => {
                 json!({ "resource": resource, "state": state, "action": action })
             }
             Error::Store(inner) => inner.details(),

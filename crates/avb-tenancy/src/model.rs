@@ -4,8 +4,8 @@
 //! owned by the store (optimistic concurrency: an update must carry the version it read).
 
 use avb_core::{
-    ApiKeyId, ApiKeyScope, NotificationId, PersonaId, ProjectId, RateLimitTier, Role, SessionEventId, SessionId,
-    TenantId, ThemeId, UserId, VoiceConfigId, WakeWordId,
+    ApiKeyId, ApiKeyScope, NotificationId, PersonaId, ProjectId, RateLimitTier, Role, SessionEventId,
+    SessionId, TenantId, ThemeId, UserId, VoiceConfigId, WakeWordId,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -72,15 +72,24 @@ impl TenantTier {
     /// The default limits of this tier (spec §7.4 `_get_tier_limits`).
     pub const fn limits(self) -> TenantLimits {
         match self {
-            TenantTier::Free => {
-                TenantLimits { max_users: 3, max_projects: 1, max_api_keys: 5, max_sessions_per_month: 100 }
-            }
-            TenantTier::Starter => {
-                TenantLimits { max_users: 10, max_projects: 5, max_api_keys: 20, max_sessions_per_month: 1000 }
-            }
-            TenantTier::Pro => {
-                TenantLimits { max_users: 50, max_projects: 20, max_api_keys: 100, max_sessions_per_month: 10000 }
-            }
+            TenantTier::Free => TenantLimits {
+                max_users: 3,
+                max_projects: 1,
+                max_api_keys: 5,
+                max_sessions_per_month: 100,
+            },
+            TenantTier::Starter => TenantLimits {
+                max_users: 10,
+                max_projects: 5,
+                max_api_keys: 20,
+                max_sessions_per_month: 1000,
+            },
+            TenantTier::Pro => TenantLimits {
+                max_users: 50,
+                max_projects: 20,
+                max_api_keys: 100,
+                max_sessions_per_month: 10000,
+            },
             TenantTier::Enterprise => TenantLimits {
                 max_users: 500,
                 max_projects: 100,
@@ -268,7 +277,11 @@ impl User {
     pub fn full_name(&self) -> String {
         let name = format!("{} {}", self.first_name, self.last_name);
         let name = name.trim();
-        if name.is_empty() { self.email.clone() } else { name.to_owned() }
+        if name.is_empty() {
+            self.email.clone()
+        } else {
+            name.to_owned()
+        }
     }
 }
 
@@ -366,7 +379,10 @@ wire_enum! {
 impl SessionStatus {
     /// True for the end states.
     pub const fn is_final(self) -> bool {
-        matches!(self, SessionStatus::Completed | SessionStatus::Error | SessionStatus::Terminated)
+        matches!(
+            self,
+            SessionStatus::Completed | SessionStatus::Error | SessionStatus::Terminated
+        )
     }
 
     /// The allowed transitions: created→active, and any non-final state → completed/error/terminated
@@ -376,7 +392,10 @@ impl SessionStatus {
             (self, next),
             (SessionStatus::Created, SessionStatus::Active)
                 | (SessionStatus::Active, SessionStatus::Completed)
-                | (SessionStatus::Created | SessionStatus::Active, SessionStatus::Error | SessionStatus::Terminated)
+                | (
+                    SessionStatus::Created | SessionStatus::Active,
+                    SessionStatus::Error | SessionStatus::Terminated
+                )
         )
     }
 }

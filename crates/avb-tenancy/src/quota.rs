@@ -44,18 +44,37 @@ impl Quota {
 
 /// Midnight UTC on the first day of `now`'s month.
 pub fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().unwrap_or(now)
+    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now)
 }
 
 /// Current usage of `quota` in the unit of work's tenant scope.
 pub async fn usage(uow: &mut dyn UnitOfWork, quota: Quota, now: DateTime<Utc>) -> Result<u64> {
     Ok(match quota {
-        Quota::Users => uow.users().count(&UserFilter { is_active: Some(true), ..Default::default() }).await?,
+        Quota::Users => {
+            uow.users()
+                .count(&UserFilter {
+                    is_active: Some(true),
+                    ..Default::default()
+                })
+                .await?
+        }
         Quota::Projects => uow.projects().count(&ProjectFilter::default()).await?,
-        Quota::ApiKeys => uow.api_keys().count(&ApiKeyFilter { revoked: Some(false), ..Default::default() }).await?,
+        Quota::ApiKeys => {
+            uow.api_keys()
+                .count(&ApiKeyFilter {
+                    revoked: Some(false),
+                    ..Default::default()
+                })
+                .await?
+        }
         Quota::SessionsPerMonth => {
             uow.sessions()
-                .count(&SessionFilter { created_from: Some(month_start(now)), ..Default::default() })
+                .count(&SessionFilter {
+                    created_from: Some(month_start(now)),
+                    ..Default::default()
+                })
                 .await?
         }
     })
@@ -63,7 +82,12 @@ pub async fn usage(uow: &mut dyn UnitOfWork, quota: Quota, now: DateTime<Utc>) -
 
 /// Locks `tenant`, checks it may create resources (not suspended, not deleted) and that one more `quota`
 /// resource fits; returns the locked tenant. Call before inserting, in the same unit of work.
-pub async fn reserve(uow: &mut dyn UnitOfWork, tenant: TenantId, quota: Quota, now: DateTime<Utc>) -> Result<Tenant> {
+pub async fn reserve(
+    uow: &mut dyn UnitOfWork,
+    tenant: TenantId,
+    quota: Quota,
+    now: DateTime<Utc>,
+) -> Result<Tenant> {
     let record = match uow.tenants().lock(tenant).await {
         Ok(t) => t,
         Err(avb_core::Error::NotFound { .. }) => return Err(Error::TenantNotFound(tenant.to_string())),
@@ -77,7 +101,11 @@ pub async fn reserve(uow: &mut dyn UnitOfWork, tenant: TenantId, quota: Quota, n
     let limit = quota.limit(&record);
     let current = usage(uow, quota, now).await?;
     if current >= limit {
-        return Err(Error::LimitExceeded { resource: quota.name(), limit, current });
+        return Err(Error::LimitExceeded {
+            resource: quota.name(),
+            limit,
+            current,
+        });
     }
     Ok(record)
 }

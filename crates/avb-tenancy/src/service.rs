@@ -26,7 +26,11 @@ pub struct TenancyDeps {
 impl TenancyDeps {
     /// Dependencies with the system clock and UUID v7 ids.
     pub fn new(store: Arc<dyn TenancyStore>) -> Self {
-        Self { store, clock: Arc::new(SystemClock), ids: Arc::new(UuidV7Ids) }
+        Self {
+            store,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7Ids),
+        }
     }
 
     /// Replaces the clock.

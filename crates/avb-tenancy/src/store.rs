@@ -7,10 +7,10 @@
 //! snapshot. Both run the same conformance suite (`conformance` feature).
 
 use crate::model::*;
+use async_trait::async_trait;
 use avb_core::audit::{AuditEntry, NewAuditEntry};
 use avb_core::jobs::NewJob;
 use avb_core::{Ctx, JobId, Page, PageRequest, Result, TenantId, UserId};
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::cmp::Ordering;
 use std::fmt::{Debug, Display};
@@ -117,11 +117,17 @@ macro_rules! record {
 }
 
 fn key(name: &'static str, value: impl Into<String>) -> UniqueKey {
-    UniqueKey { name, value: value.into() }
+    UniqueKey {
+        name,
+        value: value.into(),
+    }
 }
 
 fn tenant_key(name: &'static str, tenant: TenantId, value: &str) -> UniqueKey {
-    UniqueKey { name, value: format!("{tenant}:{}", value.to_lowercase()) }
+    UniqueKey {
+        name,
+        value: format!("{tenant}:{}", value.to_lowercase()),
+    }
 }
 
 fn refer(resource: &'static str, id: Option<uuid::Uuid>) -> Option<Reference> {
@@ -150,15 +156,23 @@ impl Filter<Tenant> for TenantFilter {
         self.status.is_none_or(|s| t.status == s)
             && self.tier.is_none_or(|x| t.tier == x)
             && self.slug.as_deref().is_none_or(|s| t.slug == s)
-            && self.search.as_deref().is_none_or(|q| contains_ci(&t.name, q) || contains_ci(&t.slug, q))
+            && self
+                .search
+                .as_deref()
+                .is_none_or(|q| contains_ci(&t.name, q) || contains_ci(&t.slug, q))
     }
 }
 
-record!(Tenant, TenantId, TenantFilter, "tenant",
+record!(
+    Tenant,
+    TenantId,
+    TenantFilter,
+    "tenant",
     tenant = |t| Some(t.id),
     unique = |t| vec![key("slug", t.slug.clone())],
     refs = |_t| Vec::new(),
-    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id)));
+    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id))
+);
 
 /// Settings have no filter beyond the scope.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,7 +207,10 @@ impl Record for TenantSettings {
         Vec::new()
     }
     fn references(&self) -> Vec<Reference> {
-        vec![Reference { resource: "tenant", id: self.tenant_id.0 }]
+        vec![Reference {
+            resource: "tenant",
+            id: self.tenant_id.0,
+        }]
     }
     fn listing_order(a: &Self, b: &Self) -> Ordering {
         a.tenant_id.cmp(&b.tenant_id)
@@ -218,7 +235,10 @@ pub struct UserFilter {
 impl Filter<User> for UserFilter {
     fn matches(&self, u: &User) -> bool {
         self.email.as_deref().is_none_or(|e| u.email == e.to_lowercase())
-            && self.keycloak_id.as_deref().is_none_or(|k| u.keycloak_id.as_deref() == Some(k))
+            && self
+                .keycloak_id
+                .as_deref()
+                .is_none_or(|k| u.keycloak_id.as_deref() == Some(k))
             && self.is_active.is_none_or(|a| u.is_active == a)
             && self.role.is_none_or(|r| u.roles.contains(&r))
             && self.search.as_deref().is_none_or(|q| {
@@ -227,15 +247,22 @@ impl Filter<User> for UserFilter {
     }
 }
 
-record!(User, UserId, UserFilter, "user",
+record!(
+    User,
+    UserId,
+    UserFilter,
+    "user",
     tenant = |u| u.tenant_id,
     unique = |u| {
         let mut keys = vec![key("email", u.email.to_lowercase())];
-        if let Some(k) = &u.keycloak_id { keys.push(key("keycloak_id", k.clone())); }
+        if let Some(k) = &u.keycloak_id {
+            keys.push(key("keycloak_id", k.clone()));
+        }
         keys
     },
     refs = |u| refer("tenant", u.tenant_id.map(|t| t.0)).into_iter().collect(),
-    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id)));
+    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id))
+);
 
 /// Project list filter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -248,16 +275,29 @@ pub struct ProjectFilter {
 
 impl Filter<Project> for ProjectFilter {
     fn matches(&self, p: &Project) -> bool {
-        self.name.as_deref().is_none_or(|n| p.name.to_lowercase() == n.to_lowercase())
-            && self.search.as_deref().is_none_or(|q| contains_ci(&p.name, q) || contains_ci(&p.description, q))
+        self.name
+            .as_deref()
+            .is_none_or(|n| p.name.to_lowercase() == n.to_lowercase())
+            && self
+                .search
+                .as_deref()
+                .is_none_or(|q| contains_ci(&p.name, q) || contains_ci(&p.description, q))
     }
 }
 
-record!(Project, avb_core::ProjectId, ProjectFilter, "project",
+record!(
+    Project,
+    avb_core::ProjectId,
+    ProjectFilter,
+    "project",
     tenant = |p| Some(p.tenant_id),
     unique = |p| vec![tenant_key("tenant_project_name", p.tenant_id, &p.name)],
-    refs = |p| vec![Reference { resource: "tenant", id: p.tenant_id.0 }],
-    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id)));
+    refs = |p| vec![Reference {
+        resource: "tenant",
+        id: p.tenant_id.0
+    }],
+    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id))
+);
 
 /// API key list filter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -281,15 +321,23 @@ impl Filter<ApiKey> for ApiKeyFilter {
     }
 }
 
-record!(ApiKey, avb_core::ApiKeyId, ApiKeyFilter, "api_key",
+record!(
+    ApiKey,
+    avb_core::ApiKeyId,
+    ApiKeyFilter,
+    "api_key",
     tenant = |k| Some(k.tenant_id),
     unique = |k| vec![key("key_hash", k.key_hash.clone())],
     refs = |k| {
-        let mut refs = vec![Reference { resource: "tenant", id: k.tenant_id.0 }];
+        let mut refs = vec![Reference {
+            resource: "tenant",
+            id: k.tenant_id.0,
+        }];
         refs.extend(refer("project", k.project_id.map(|p| p.0)));
         refs
     },
-    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id)));
+    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id))
+);
 
 /// Session list filter (REST: status/project/date filters).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -319,16 +367,24 @@ impl Filter<Session> for SessionFilter {
     }
 }
 
-record!(Session, avb_core::SessionId, SessionFilter, "session",
+record!(
+    Session,
+    avb_core::SessionId,
+    SessionFilter,
+    "session",
     tenant = |s| Some(s.tenant_id),
     unique = |_s| Vec::new(),
     refs = |s| {
-        let mut refs = vec![Reference { resource: "tenant", id: s.tenant_id.0 }];
+        let mut refs = vec![Reference {
+            resource: "tenant",
+            id: s.tenant_id.0,
+        }];
         refs.extend(refer("project", s.project_id.map(|p| p.0)));
         refs.extend(refer("api_key", s.api_key_id.map(|k| k.0)));
         refs
     },
-    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id)));
+    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id))
+);
 
 /// Session event filter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -349,17 +405,40 @@ impl Filter<SessionEvent> for SessionEventFilter {
     }
 }
 
-record!(SessionEvent, avb_core::SessionEventId, SessionEventFilter, "session_event",
+record!(
+    SessionEvent,
+    avb_core::SessionEventId,
+    SessionEventFilter,
+    "session_event",
     tenant = |e| Some(e.tenant_id),
-    unique = |e| vec![key("session_sequence", format!("{}:{}", e.session_id, e.sequence))],
-    refs = |e| vec![Reference { resource: "session", id: e.session_id.0 }],
-    order = |a, b| a.session_id.cmp(&b.session_id).then(a.sequence.cmp(&b.sequence)).then(a.id.cmp(&b.id)));
+    unique = |e| vec![key(
+        "session_sequence",
+        format!("{}:{}", e.session_id, e.sequence)
+    )],
+    refs = |e| vec![Reference {
+        resource: "session",
+        id: e.session_id.0
+    }],
+    order = |a, b| a
+        .session_id
+        .cmp(&b.session_id)
+        .then(a.sequence.cmp(&b.sequence))
+        .then(a.id.cmp(&b.id))
+);
 
-record!(VoiceConfig, avb_core::VoiceConfigId, AllRecords, "voice_config",
+record!(
+    VoiceConfig,
+    avb_core::VoiceConfigId,
+    AllRecords,
+    "voice_config",
     tenant = |v| Some(v.tenant_id),
     unique = |v| vec![key("voice_config_tenant", v.tenant_id.to_string())],
-    refs = |v| vec![Reference { resource: "tenant", id: v.tenant_id.0 }],
-    order = |a, b| a.tenant_id.cmp(&b.tenant_id).then(a.id.cmp(&b.id)));
+    refs = |v| vec![Reference {
+        resource: "tenant",
+        id: v.tenant_id.0
+    }],
+    order = |a, b| a.tenant_id.cmp(&b.tenant_id).then(a.id.cmp(&b.id))
+);
 
 /// Persona filter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -372,16 +451,26 @@ pub struct PersonaFilter {
 
 impl Filter<Persona> for PersonaFilter {
     fn matches(&self, p: &Persona) -> bool {
-        self.name.as_deref().is_none_or(|n| p.name.to_lowercase() == n.to_lowercase())
+        self.name
+            .as_deref()
+            .is_none_or(|n| p.name.to_lowercase() == n.to_lowercase())
             && self.is_active.is_none_or(|a| p.is_active == a)
     }
 }
 
-record!(Persona, avb_core::PersonaId, PersonaFilter, "persona",
+record!(
+    Persona,
+    avb_core::PersonaId,
+    PersonaFilter,
+    "persona",
     tenant = |p| Some(p.tenant_id),
     unique = |p| vec![tenant_key("tenant_persona_name", p.tenant_id, &p.name)],
-    refs = |p| vec![Reference { resource: "tenant", id: p.tenant_id.0 }],
-    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id)));
+    refs = |p| vec![Reference {
+        resource: "tenant",
+        id: p.tenant_id.0
+    }],
+    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id))
+);
 
 /// Wake word filter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -396,11 +485,19 @@ impl Filter<WakeWord> for WakeWordFilter {
     }
 }
 
-record!(WakeWord, avb_core::WakeWordId, WakeWordFilter, "wake_word",
+record!(
+    WakeWord,
+    avb_core::WakeWordId,
+    WakeWordFilter,
+    "wake_word",
     tenant = |w| Some(w.tenant_id),
     unique = |w| vec![tenant_key("tenant_wake_word", w.tenant_id, &w.phrase)],
-    refs = |w| vec![Reference { resource: "tenant", id: w.tenant_id.0 }],
-    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id)));
+    refs = |w| vec![Reference {
+        resource: "tenant",
+        id: w.tenant_id.0
+    }],
+    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id))
+);
 
 /// Theme filter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -417,11 +514,19 @@ impl Filter<Theme> for ThemeFilter {
     }
 }
 
-record!(Theme, avb_core::ThemeId, ThemeFilter, "theme",
+record!(
+    Theme,
+    avb_core::ThemeId,
+    ThemeFilter,
+    "theme",
     tenant = |t| Some(t.tenant_id),
     unique = |t| vec![tenant_key("tenant_theme_name", t.tenant_id, &t.name)],
-    refs = |t| vec![Reference { resource: "tenant", id: t.tenant_id.0 }],
-    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id)));
+    refs = |t| vec![Reference {
+        resource: "tenant",
+        id: t.tenant_id.0
+    }],
+    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id))
+);
 
 /// Notification filter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -442,11 +547,19 @@ impl Filter<Notification> for NotificationFilter {
     }
 }
 
-record!(Notification, avb_core::NotificationId, NotificationFilter, "notification",
+record!(
+    Notification,
+    avb_core::NotificationId,
+    NotificationFilter,
+    "notification",
     tenant = |n| Some(n.tenant_id),
     unique = |_n| Vec::new(),
-    refs = |n| vec![Reference { resource: "user", id: n.user_id.0 }],
-    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id)));
+    refs = |n| vec![Reference {
+        resource: "user",
+        id: n.user_id.0
+    }],
+    order = |a, b| newest_first((a.created_at, a.id), (b.created_at, b.id))
+);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Ports

@@ -6,7 +6,8 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 #[allow(clippy::expect_used)] // constant patterns, checked by the tests below
-static SLUG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$").expect("valid regex"));
+static SLUG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$").expect("valid regex"));
 #[allow(clippy::expect_used)]
 static COLOR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^#[0-9A-Fa-f]{6}$").expect("valid regex"));
 #[allow(clippy::expect_used)]
@@ -19,7 +20,11 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
 pub fn length(errors: &mut FieldErrors, field: &str, value: &str, min: usize, max: usize) -> bool {
     let n = value.chars().count();
     if n < min || n > max {
-        errors.push(field, "length", format!("must be between {min} and {max} characters"));
+        errors.push(
+            field,
+            "length",
+            format!("must be between {min} and {max} characters"),
+        );
         return false;
     }
     true
@@ -34,7 +39,10 @@ pub fn text(errors: &mut FieldErrors, field: &str, value: &str, min: usize, max:
         errors.push(field, "blank", "must not be blank");
         return false;
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
         errors.push(field, "format", "must not contain control characters");
         return false;
     }
@@ -98,7 +106,11 @@ pub fn optional_url(errors: &mut FieldErrors, field: &str, value: &str) -> bool 
 /// An IPv4/IPv6 address or CIDR range (`10.0.0.0/8`, `2001:db8::/32`) with host bits clear.
 pub fn cidr(errors: &mut FieldErrors, field: &str, value: &str) -> bool {
     if parse_cidr(value).is_none() {
-        errors.push(field, "format", "must be an IP address or CIDR range with host bits clear");
+        errors.push(
+            field,
+            "format",
+            "must be an IP address or CIDR range with host bits clear",
+        );
         return false;
     }
     true
@@ -113,7 +125,9 @@ pub fn parse_cidr(value: &str) -> Option<(std::net::IpAddr, u8)> {
     let ip: std::net::IpAddr = addr.parse().ok()?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len: u8 = match len {
-        Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) && l.len() <= 3 => l.parse().ok()?,
+        Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) && l.len() <= 3 => {
+            l.parse().ok()?
+        }
         Some(_) => return None,
         None => max,
     };
@@ -135,14 +149,24 @@ pub fn parse_cidr(value: &str) -> Option<(std::net::IpAddr, u8)> {
 
 /// True when `ip` lies in the CIDR range `range` (already validated).
 pub fn cidr_contains(range: &str, ip: std::net::IpAddr) -> bool {
-    let Some((net, len)) = parse_cidr(range) else { return false };
+    let Some((net, len)) = parse_cidr(range) else {
+        return false;
+    };
     match (net, ip) {
         (std::net::IpAddr::V4(n), std::net::IpAddr::V4(i)) => {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             u32::from(n) & mask == u32::from(i) & mask
         }
         (std::net::IpAddr::V6(n), std::net::IpAddr::V6(i)) => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             u128::from(n) & mask == u128::from(i) & mask
         }
         _ => false,
@@ -176,7 +200,17 @@ mod tests {
         for ok in ["abc", "acme-corp", "a1b", "0-0", &"a".repeat(100)] {
             assert!(is_slug(ok), "{ok}");
         }
-        for bad in ["ab", "-abc", "abc-", "Abc", "a_b", "a b", "ab\u{e9}", &"a".repeat(101), ""] {
+        for bad in [
+            "ab",
+            "-abc",
+            "abc-",
+            "Abc",
+            "a_b",
+            "a b",
+            "ab\u{e9}",
+            &"a".repeat(101),
+            "",
+        ] {
             assert!(!is_slug(bad), "{bad}");
         }
     }

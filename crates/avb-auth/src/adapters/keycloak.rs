@@ -246,7 +246,10 @@ impl KeycloakIdentity {
         // a moment ago must not delay picking up a key that was rotated in right after it.
         if rate_limited {
             let interval = self.inner.config.min_refresh_interval;
-            if state.last_unknown_kid_fetch.is_some_and(|t| t.elapsed() < interval) {
+            if state
+                .last_unknown_kid_fetch
+                .is_some_and(|t| t.elapsed() < interval)
+            {
                 return Ok(());
             }
             state.last_unknown_kid_fetch = Some(Instant::now());

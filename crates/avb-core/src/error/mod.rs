@@ -26,7 +26,11 @@ pub trait HasCode {
         Self: std::fmt::Display,
     {
         let code = self.code();
-        if code.status() >= 500 { code.default_message().to_owned() } else { self.to_string() }
+        if code.status() >= 500 {
+            code.default_message().to_owned()
+        } else {
+            self.to_string()
+        }
     }
 
     /// The `{"error","message","details"}` envelope for this error.
@@ -34,7 +38,11 @@ pub trait HasCode {
     where
         Self: std::fmt::Display,
     {
-        ErrorBody { error: self.code(), message: self.public_message(), details: self.details() }
+        ErrorBody {
+            error: self.code(),
+            message: self.public_message(),
+            details: self.details(),
+        }
     }
 }
 
@@ -76,7 +84,11 @@ impl FieldErrors {
 
     /// Adds a failure.
     pub fn push(&mut self, field: impl Into<String>, code: &'static str, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), code: Cow::Borrowed(code), message: message.into() });
+        self.0.push(FieldError {
+            field: field.into(),
+            code: Cow::Borrowed(code),
+            message: message.into(),
+        });
     }
 
     /// A set with one failure.
@@ -180,12 +192,18 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::NotFound`].
     pub fn not_found(resource: &'static str, id: impl ToString) -> Self {
-        Self::NotFound { resource, id: id.to_string() }
+        Self::NotFound {
+            resource,
+            id: id.to_string(),
+        }
     }
 
     /// Shorthand for [`Error::Conflict`].
     pub fn conflict(resource: &'static str, reason: impl Into<String>) -> Self {
-        Self::Conflict { resource, reason: reason.into() }
+        Self::Conflict {
+            resource,
+            reason: reason.into(),
+        }
     }
 
     /// Shorthand for a single-field [`Error::Invalid`].
@@ -195,7 +213,10 @@ impl Error {
 
     /// Shorthand for [`Error::Unavailable`].
     pub fn unavailable(backend: &'static str, source: impl Into<BoxError>) -> Self {
-        Self::Unavailable { backend, source: source.into() }
+        Self::Unavailable {
+            backend,
+            source: source.into(),
+        }
     }
 
     /// True for errors that a retry may cure.
@@ -222,7 +243,12 @@ impl HasCode for Error {
             Self::Invalid(fields) => fields.to_details(),
             Self::NotFound { resource, id } => serde_json::json!({ "resource": resource, "id": id }),
             Self::Conflict { resource, .. } => serde_json::json!({ "resource": resource }),
-            Self::VersionConflict { resource, id, expected, actual } => serde_json::json!({
+            Self::VersionConflict {
+                resource,
+                id,
+                expected,
+                actual,
+            } => serde_json::json!({
                 "resource": resource, "id": id, "expected_version": expected, "current_version": actual
             }),
             Self::Unavailable { backend, .. } => serde_json::json!({ "dependency": backend }),
