@@ -99,7 +99,7 @@ async fn fails_closed_with_service_unavailable_when_spicedb_goes_away() {
         );
     }
     let bulk = authz
-        .check_bulk(&ctx(), &[request.clone()], &fresh)
+        .check_bulk(&ctx(), std::slice::from_ref(&request), &fresh)
         .await
         .unwrap_err();
     assert_eq!(bulk.code(), ErrorCode::ServiceUnavailable);
