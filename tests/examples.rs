@@ -1,6 +1,9 @@
 //! The examples compile (cargo builds them for `cargo test`) and run to success: they are documentation that
 //! cannot rot.
 
+// Test helpers fail loudly (clippy's allow-in-tests covers only #[test] functions).
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::Command;
 
