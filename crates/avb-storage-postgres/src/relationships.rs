@@ -213,6 +213,28 @@ impl RelationshipStore for PgStore {
     }
 }
 
+impl PgStore {
+    /// Removes the history that no snapshot at revision `before` or later can see: tuples deleted at or
+    /// before it. Call it periodically with a revision older than any snapshot still in use (snapshots live
+    /// for one permission check); returns how many tuples went.
+    ///
+    /// # Errors
+    /// `service_unavailable` when the database cannot be reached.
+    pub async fn prune_relationship_history(&self, ctx: &Ctx, before: Revision) -> Result<u64> {
+        let mut tx = self.begin_tx(ctx, Scope::Nothing, Access::ReadWrite).await?;
+        let pruned = async {
+            let done = sqlx::query("DELETE FROM relationships WHERE deleted_rev <= $1")
+                .bind(int("revision", before.0)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(error::map)?;
+            Ok(done.rows_affected())
+        }
+        .await;
+        finish(tx, pruned).await
+    }
+}
+
 /// The store as of one revision.
 struct PgSnapshot {
     pool: PgPool,

@@ -270,3 +270,41 @@ async fn a_refused_ack_leaves_no_lock_behind() {
         store.ack(&ctx, id).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_relationship_history_keeps_every_newer_snapshot_intact() {
+    use avb_auth::authorizer::{
+        ObjectRef, Relationship, RelationshipFilter, RelationshipStore, RelationshipUpdate, SubjectRef,
+    };
+    let store = support::store().await;
+    let ctx = all_tenants();
+    let doc = ObjectRef::new("doc", uuid::Uuid::new_v4().to_string());
+    let tuple = |user: &str| {
+        Relationship::new(
+            doc.clone(),
+            "viewer",
+            SubjectRef::new(ObjectRef::new("user", user)),
+        )
+    };
+    store
+        .write(
+            &ctx,
+            &[
+                RelationshipUpdate::Touch(tuple("a")),
+                RelationshipUpdate::Touch(tuple("b")),
+            ],
+        )
+        .await
+        .unwrap();
+    let gone = store
+        .write(&ctx, &[RelationshipUpdate::Delete(tuple("a"))])
+        .await
+        .unwrap();
+    let snapshot = store.snapshot(&ctx).await.unwrap();
+    assert_eq!(store.prune_relationship_history(&ctx, gone).await.unwrap(), 1);
+    let seen = snapshot
+        .read(&ctx, &RelationshipFilter::resource(&doc), None)
+        .await
+        .unwrap();
+    assert_eq!(seen, vec![tuple("b")]);
+}
