@@ -16,7 +16,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SttConfig {
-    /// Samples per second of the pushed audio (mono pcm16).
+    /// Samples per second of the pushed audio (mono pcm16); adapters convert to their engine's native rate
+    /// (with [`Resampler`](crate::audio::Resampler)), so the engine can push the session's input rate as is.
     pub sample_rate: u32,
     /// BCP-47 / ISO-639-1 language hint (`"en"`); `None` lets the engine detect it.
     pub language: Option<String>,

@@ -388,3 +388,19 @@ fn config_is_validated() {
             "min_speech_duration_ms": 80, "min_interrupt_duration_ms": 500})
     );
 }
+
+#[test]
+fn session_state_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<TurnDetector>();
+    send_sync::<Resampler>();
+    send_sync::<avb_voice::audio::InputAudioBuffer>();
+    send_sync::<EarshotVad>();
+    send_sync::<avb_voice::adapters::ScriptedStt>();
+    send_sync::<avb_voice::adapters::ToneTts>();
+    send_sync::<avb_voice::adapters::ScriptedLlm>();
+    send::<Box<dyn avb_voice::stt::SttStream>>();
+    send::<Box<dyn avb_voice::tts::TtsStream>>();
+    send::<Box<dyn avb_voice::llm::ChatStream>>();
+}
