@@ -3,7 +3,7 @@
 //! Each check is a plain `pub async fn` (plain `fn` for the synchronous VAD) over the port; the macros turn
 //! every check into its own test, so an adapter crate runs a whole suite with one line:
 //!
-//! ```ignore
+//! ```text
 //! avb_voice::stt_conformance!(async { MySpeechToText::new() });
 //! avb_voice::tts_conformance!(async { MyTextToSpeech::new() });
 //! avb_voice::llm_conformance!(async { MyModel::new() });
