@@ -127,12 +127,17 @@ impl JobQueue for PgStore {
         if kinds.is_empty() {
             return Ok(None);
         }
+        // Both times are conservative: eligibility is judged as of the call (so a lease about to run out is not
+        // taken early), while the new lease starts as late as possible (so the worker gets all of it).
         let now = crate::sql::micros(self.clock.now());
-        let lease_until = later(now, lease, "lease")?;
         let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
         let mut tx = self
             .begin_tx(ctx, Scope::Storage(scope), Access::ReadWrite)
             .await?;
+        let lease_until = match later(self.clock.now(), lease, "lease") {
+            Ok(until) => until,
+            Err(err) => return finish(tx, Err(err)).await,
+        };
         // Running jobs whose last attempt's lease ran out have no attempt left to hand out: they are dead.
         // Then the oldest runnable job (queued and due, or running with an expired lease) that no other worker
         // holds is taken; SKIP LOCKED makes concurrent workers pass over each other's picks.
@@ -187,7 +192,6 @@ impl JobQueue for PgStore {
 
     async fn fail(&self, ctx: &Ctx, id: JobId, message: &str, retry_in: Duration) -> Result<JobState> {
         let scope = ctx.storage_scope()?;
-        let now = self.clock.now();
         let mut tx = self
             .begin_tx(ctx, Scope::Storage(scope), Access::ReadWrite)
             .await?;
@@ -196,6 +200,8 @@ impl JobQueue for PgStore {
             if job.state != JobState::Running {
                 return Err(not_running(id, job.state));
             }
+            // The retry delay counts from when the failure is recorded.
+            let now = self.clock.now();
             let (next, run_at) = if job.attempts >= job.max_attempts {
                 (JobState::Failed, job.run_at)
             } else {
