@@ -1,7 +1,7 @@
 //! Conformance checks for [`Authorizer`] and [`RelationshipStore`] adapters: one check per point of the ports'
 //! `# Contract`s, written once and run against every adapter (the local engine here, SpiceDB in its crate):
 //!
-//! ```ignore
+//! ```text
 //! avb_auth::authorizer_conformance!(async { my_authorizer_with_the_spec_schema() });
 //! avb_auth::relationship_store_conformance!(async { Arc::new(MyStore::new()) as Arc<dyn RelationshipStore> });
 //! ```

@@ -2,7 +2,7 @@
 //! as a plain `pub async fn` check, and [`tenancy_store_conformance!`](crate::tenancy_store_conformance),
 //! which turns each into its own `#[tokio::test]`:
 //!
-//! ```ignore
+//! ```text
 //! avb_tenancy::tenancy_store_conformance!(async { std::sync::Arc::new(MemoryStore::new()) });
 //! ```
 //!

@@ -59,7 +59,7 @@ macro_rules! ensure {
 /// or an [`AuditPorts`]). The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) as a
 /// dev-dependency.
 ///
-/// ```ignore
+/// ```text
 /// avb_core::audit_conformance!(async { std::sync::Arc::new(MemoryStore::new()) });
 /// ```
 #[macro_export]

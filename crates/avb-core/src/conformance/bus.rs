@@ -272,7 +272,7 @@ pub async fn dropping_a_subscription_leaves_the_others_receiving(bus: Arc<dyn Ev
 /// future of a fresh adapter (any `T: EventBus`). The expansion site needs `tokio` with `macros` and
 /// `rt-multi-thread`.
 ///
-/// ```ignore
+/// ```text
 /// avb_core::event_bus_conformance!(async { MemoryEventBus::new() });
 /// ```
 #[macro_export]

@@ -418,7 +418,7 @@ pub async fn get_or_set_of_different_keys_runs_concurrently(cache: Arc<dyn Cache
 /// future of a fresh adapter (any `T: Cache`). The expansion site needs `tokio` with `macros` and
 /// `rt-multi-thread`.
 ///
-/// ```ignore
+/// ```text
 /// avb_core::cache_conformance!(async { MemoryCache::new() });
 /// ```
 #[macro_export]

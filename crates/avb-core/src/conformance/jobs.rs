@@ -38,7 +38,7 @@ macro_rules! ensure {
 /// expression whose `.await` yields an `Arc<dyn JobQueue>` (or an `Arc` of a concrete queue). The calling crate
 /// needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
 ///
-/// ```ignore
+/// ```text
 /// avb_core::job_queue_conformance!(async { std::sync::Arc::new(MemoryStore::new()) });
 /// ```
 #[macro_export]

@@ -1,7 +1,7 @@
 //! Conformance checks for adapters of the core ports. Each check is a plain `pub async fn` over the port; the
 //! macros turn every check into its own `#[tokio::test]`, so an adapter crate runs the whole suite with one line:
 //!
-//! ```ignore
+//! ```text
 //! avb_core::cache_conformance!(async { std::sync::Arc::new(MyCache::new()) as std::sync::Arc<dyn Cache> });
 //! ```
 //!

@@ -309,7 +309,7 @@ pub async fn hour_denials_do_not_consume_minute_capacity(fx: &RateLimiterFixture
 /// Turns every check of this module into its own `#[tokio::test]`, given an expression that evaluates to a
 /// future of a [`RateLimiterFixture`]. The expansion site needs `tokio` with `macros` and `rt-multi-thread`.
 ///
-/// ```ignore
+/// ```text
 /// avb_core::rate_limiter_conformance!(async {
 ///     let (limiter, advance) = MemoryRateLimiter::with_manual_clock();
 ///     RateLimiterFixture::new(limiter).with_advance(advance)

@@ -3,7 +3,7 @@
 //! budgets, metrics and data never leak between checks), and [`blackbox_suite!`](crate::blackbox_suite) turns
 //! each into a `#[tokio::test]` for one framework. The same checks run unchanged against axum and actix.
 //!
-//! ```ignore
+//! ```text
 //! mod axum { avb_testkit::blackbox_suite!(avb_testkit::blackbox::Framework::Axum); }
 //! mod actix { avb_testkit::blackbox_suite!(avb_testkit::blackbox::Framework::Actix); }
 //! ```
