@@ -4,6 +4,6 @@ pub mod keycloak;
 #[cfg(feature = "keycloak")]
 pub mod keycloak_admin;
 pub mod local_authz;
-pub mod static_jwt;
 #[cfg(feature = "spicedb")]
 pub mod spicedb;
+pub mod static_jwt;

@@ -3,18 +3,24 @@
 //! against a brute-force reference evaluator, and the guards.
 // Test helpers outside `#[test]` functions (fixtures, reference evaluator, generators) may fail loudly too;
 // clippy's `allow-*-in-tests` settings only cover the test functions themselves.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
+mod authn;
 mod conformance;
 mod differential;
+#[cfg(feature = "spicedb")]
+mod differential_spicedb;
 mod engine;
 mod guard;
 mod keycloak;
+mod keycloak_admin;
+mod spicedb;
 mod static_jwt;
 mod support;
-mod zed;
-mod spicedb;
-#[cfg(feature = "spicedb")] mod differential_spicedb;
 mod sysadmin_guard;
-mod authn;
-mod keycloak_admin;
+mod zed;

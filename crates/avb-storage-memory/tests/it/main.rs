@@ -8,5 +8,5 @@ mod isolation;
 mod jobs;
 mod memory_store;
 mod rate_limit;
-mod tenancy;
 mod relationships;
+mod tenancy;

@@ -41,7 +41,9 @@ pub fn repo_root() -> PathBuf {
 
 /// Where installed peer artifacts live (`$AVB_PEERS_DIR`, default `<repo>/.peers`).
 pub fn peers_dir() -> PathBuf {
-    std::env::var_os("AVB_PEERS_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".peers"))
+    std::env::var_os("AVB_PEERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".peers"))
 }
 
 /// Fails with [`PeerError::Skipped`] when `AVB_SKIP_PEERS` is set.
@@ -60,9 +62,18 @@ pub async fn spawn_until_ready(
     timeout: Duration,
 ) -> Result<(Child, serde_json::Value), PeerError> {
     check_not_skipped()?;
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null()).kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| PeerError::Start { peer, reason: e.to_string() })?;
-    let stdout = child.stdout.take().ok_or_else(|| PeerError::Start { peer, reason: "no stdout".into() })?;
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| PeerError::Start {
+        peer,
+        reason: e.to_string(),
+    })?;
+    let stdout = child.stdout.take().ok_or_else(|| PeerError::Start {
+        peer,
+        reason: "no stdout".into(),
+    })?;
     let mut lines = BufReader::new(stdout).lines();
     let wait = async {
         while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
@@ -77,7 +88,12 @@ pub async fn spawn_until_ready(
     let ready = match tokio::time::timeout(timeout, wait).await {
         Ok(Ok(value)) => value,
         Ok(Err(reason)) => return Err(PeerError::Start { peer, reason }),
-        Err(_) => return Err(PeerError::Start { peer, reason: format!("not ready within {timeout:?}") }),
+        Err(_) => {
+            return Err(PeerError::Start {
+                peer,
+                reason: format!("not ready within {timeout:?}"),
+            });
+        }
     };
     // Keep draining stdout so the peer never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
