@@ -10,7 +10,7 @@
 //! ([`crate::permissions::apply`]) so the creator can use it in the next request.
 //!
 //! Lists of records whose `view` permission can come from something other than the tenant (an owner relation)
-//! are filtered per record with [`visible_page`]; lists whose permission comes from the tenant alone (sessions,
+//! are filtered per record with `visible_page`; lists whose permission comes from the tenant alone (sessions,
 //! users, wake words, audit) check that tenant permission once.
 
 pub mod admin;

@@ -2,7 +2,7 @@
 //!
 //! Permissions (spec §6.4): creating is `tenant#create_project`; reading `project#view`, changing
 //! `project#develop`, deleting `project#delete`. The creator becomes the project's `owner`. The list shows only
-//! the projects the caller may view (see [`super::visible_page`]).
+//! the projects the caller may view (see `super::visible_page`).
 
 use super::{require, require_tenant_permission, visible_page};
 use crate::app::App;

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! # How the server is started
-//! In-process: [`Framework::start`] builds the app exactly as the binary does ([`avb_server::assemble`] over a
+//! In-process: [`Framework::start`] builds the app exactly as the binary does ([`avb_server::assemble()`] over a
 //! [`avb_server::ServerConfig`], then [`avb_server::bootstrap::bootstrap`]), spawns the job runner and the
 //! API-key usage flusher as `serve` does, and serves it with the adapter's own `bind`/`serve` on a random port.
 //! Spawning the `avb-server` binary instead is not the default: `env!("CARGO_BIN_EXE_avb-server")` exists only
@@ -19,7 +19,7 @@
 //! # Adding checks
 //! Write `pub async fn behaviour_in_words(fw: Framework) -> CheckResult` in the module of its resource (start a
 //! server with `fw.start()` or [`Framework::start_with`] for settings, call it through [`Target::call`], return
-//! `Err` with what differed; [`ensure!`] helps), then add `module::behaviour_in_words` to the list in
+//! `Err` with what differed; `ensure!` helps), then add `module::behaviour_in_words` to the list in
 //! [`blackbox_suite!`](crate::blackbox_suite).
 
 /// Returns `Err(format!(..))` from the enclosing check when `cond` is false.

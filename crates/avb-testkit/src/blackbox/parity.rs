@@ -1,6 +1,6 @@
 //! Parity: one app served by axum and actix at once ([`Framework::start_pair`]) answers a fixed list of requests
 //! identically through both — status, body, and every header with its value, except the values of the
-//! [`VOLATILE_HEADERS`]. Sharing one app means both see the same data and credentials, so no
+//! `VOLATILE_HEADERS`. Sharing one app means both see the same data and credentials, so no
 //! normalisation of ids or timestamps is needed; the list therefore holds requests that change nothing, or whose
 //! change makes the repeat answer the same (a refused write).
 
