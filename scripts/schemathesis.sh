@@ -20,7 +20,8 @@ VENV="$PEERS_DIR/venv-schemathesis"
 SCHEMATHESIS_VERSION="4.32.5"
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
 MAX_TIME="${SCHEMATHESIS_MAX_TIME:-60}"
-OUT="$REPO_ROOT/target/schemathesis"
+TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+OUT="$TARGET_DIR/schemathesis"
 # The checks: no 5xx; status, content type, headers and body as documented; 405 with `Allow` for undocumented
 # methods; 401 without credentials; created resources readable, deleted ones gone.
 CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance"
@@ -47,7 +48,7 @@ if [[ -z "$BIN" ]]; then
   # unify the same way): right after the test suite this only links the server binary.
   log "building avb-server"
   (cd "$REPO_ROOT" && cargo build --quiet --locked --workspace --all-features --bins --tests)
-  BIN="$REPO_ROOT/target/debug/avb-server"
+  BIN="$TARGET_DIR/debug/avb-server"
 fi
 [[ -x "$BIN" ]] || die "no server binary at $BIN"
 
