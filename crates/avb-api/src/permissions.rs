@@ -8,7 +8,7 @@
 
 use crate::app::App;
 use avb_auth::authorizer::bootstrap;
-use avb_auth::authorizer::{ObjectRef, RelationshipUpdate};
+use avb_auth::authorizer::{ObjectRef, Relationship, RelationshipUpdate, SubjectRef};
 use avb_core::jobs::NewJob;
 use avb_core::{
     ApiKeyId, Ctx, PersonaId, ProjectId, Role, SessionId, TenantId, ThemeId, UserId, VoiceConfigId,
@@ -87,16 +87,18 @@ impl GraphChange {
             GraphChange::ProjectCreated {
                 project,
                 tenant,
-                owner,
-            } => {
-                let mut updates =
-                    bootstrap::project_created(*project, *tenant, owner.unwrap_or(UserId(uuid::Uuid::nil())));
-                if owner.is_none() {
-                    // No human owner (created by an API key): only the tenant link.
-                    updates.truncate(1);
-                }
-                updates
-            }
+                owner: Some(owner),
+            } => bootstrap::project_created(*project, *tenant, *owner),
+            // No human owner (created by an API key): only the link to the tenant.
+            GraphChange::ProjectCreated {
+                project,
+                tenant,
+                owner: None,
+            } => vec![RelationshipUpdate::Touch(Relationship::new(
+                (*project).into(),
+                "tenant",
+                SubjectRef::new((*tenant).into()),
+            ))],
             GraphChange::ApiKeyCreated { key, tenant, owner } => {
                 bootstrap::api_key_created(*key, *tenant, *owner)
             }

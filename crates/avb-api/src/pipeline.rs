@@ -393,9 +393,11 @@ impl App {
 }
 
 fn exempt(path: &str) -> bool {
-    RATE_LIMIT_EXEMPT
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    // Per request: match `/health` and `/health/…` without allocating.
+    RATE_LIMIT_EXEMPT.iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 fn ip_key(ip: Option<IpAddr>) -> String {
