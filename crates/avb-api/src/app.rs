@@ -119,6 +119,9 @@ pub struct AppInner {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGen>,
     pub metrics: Metrics,
+    /// Dependencies `/health/ready` probes besides the built-in `storage` probe (which a check named
+    /// `storage` replaces).
+    pub readiness: Vec<Arc<dyn crate::ops::health::ReadinessCheck>>,
     pub(crate) routes: crate::pipeline::RouteIndex,
 }
 
@@ -166,6 +169,7 @@ pub struct AppBuilder {
     ephemeral: Option<Arc<dyn EphemeralTokenStore>>,
     clock: Option<Arc<dyn Clock>>,
     ids: Option<Arc<dyn IdGen>>,
+    readiness: Vec<Arc<dyn crate::ops::health::ReadinessCheck>>,
 }
 
 impl AppBuilder {
@@ -254,6 +258,13 @@ impl AppBuilder {
         self
     }
 
+    /// Adds a dependency for `/health/ready` to probe (one per configured backend: `redis`, …).
+    #[must_use]
+    pub fn readiness_check(mut self, check: Arc<dyn crate::ops::health::ReadinessCheck>) -> Self {
+        self.readiness.push(check);
+        self
+    }
+
     /// Sets the pipeline configuration.
     #[must_use]
     pub fn config(mut self, config: AppConfig) -> Self {
@@ -311,6 +322,7 @@ impl AppBuilder {
                 clock,
                 ids,
                 metrics: Metrics::new(),
+                readiness: self.readiness,
                 routes: crate::pipeline::RouteIndex::new(crate::routes::routes()),
             }),
         })

@@ -3,40 +3,97 @@
 use crate::app::App;
 use crate::error::ApiError;
 use crate::input::{Input, Reply};
-use avb_core::Ctx;
+use async_trait::async_trait;
+use avb_core::{Ctx, ErrorCode};
+use std::time::Duration;
+
+/// Longest a single readiness probe may take before it counts as failed: an orchestrator's probe has its own
+/// short timeout, and a dependency that does not answer within this is not ready in any useful sense.
+pub const READINESS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One dependency that `GET /health/ready` asks (`storage`, `redis`, …), so the server can report exactly the
+/// dependencies it was configured with and name the one that fails.
+///
+/// Adapters are wrapped by the assembling binary; this port stays framework- and driver-free.
+#[async_trait]
+pub trait ReadinessCheck: Send + Sync + std::fmt::Debug + 'static {
+    /// The name under `checks` in the readiness body (stable: probes and dashboards key on it).
+    fn name(&self) -> &str;
+    /// `Ok` when the dependency answers now; an error (usually `service_unavailable`) otherwise.
+    async fn check(&self, ctx: &Ctx) -> avb_core::Result<()>;
+}
 
 /// Liveness: the process answers.
 pub async fn live(_app: &App, _ctx: &Ctx, _input: &Input) -> Result<Reply, ApiError> {
     Reply::ok(&serde_json::json!({ "status": "ok" }))
 }
 
-/// Readiness: every configured dependency answers (503 naming the failing one otherwise).
-pub async fn ready(app: &App, ctx: &Ctx, _input: &Input) -> Result<Reply, ApiError> {
-    let mut checks = serde_json::Map::new();
-    let mut healthy = true;
-    // Readiness is a platform question: probe storage as the system, not as the (anonymous) caller.
-    let system = Ctx::system(ctx.request_id().clone(), "health", None);
-    let store = app
+/// The default `storage` probe: opening (and rolling back) a read-only unit of work exercises the real path
+/// requests take (pool, transaction, scope settings).
+async fn probe_store(app: &App, ctx: &Ctx) -> avb_core::Result<()> {
+    let uow = app
         .inner()
         .deps
         .store
-        .begin(&system, avb_tenancy::store::Access::ReadOnly)
-        .await;
-    match store {
-        Ok(uow) => {
-            let _ = uow.rollback().await;
-            checks.insert("storage".into(), serde_json::json!({ "status": "ok" }));
-        }
-        Err(err) => {
-            healthy = false;
-            checks.insert(
-                "storage".into(),
-                serde_json::json!({ "status": "error", "error": err.to_string() }),
-            );
-        }
+        .begin(ctx, avb_tenancy::store::Access::ReadOnly)
+        .await?;
+    let _ = uow.rollback().await;
+    Ok(())
+}
+
+/// Runs one probe within [`READINESS_TIMEOUT`].
+async fn bounded(
+    name: String,
+    probe: futures::future::BoxFuture<'_, avb_core::Result<()>>,
+) -> (String, Result<(), String>) {
+    let outcome = match tokio::time::timeout(READINESS_TIMEOUT, probe).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {READINESS_TIMEOUT:?}")),
+    };
+    (name, outcome)
+}
+
+/// Readiness: every configured dependency answers (503 naming the failing ones otherwise).
+///
+/// The body always carries `status` and one entry per dependency under `checks`; a 503 also carries the error
+/// envelope (`error: service_unavailable`, `details.failed`), so clients that only read the envelope see why.
+/// Probes run concurrently, each bounded by [`READINESS_TIMEOUT`].
+pub async fn ready(app: &App, ctx: &Ctx, _input: &Input) -> Result<Reply, ApiError> {
+    // Readiness is a platform question: probe as the system, not as the (anonymous) caller.
+    let system = Ctx::system(ctx.request_id().clone(), "health", None);
+    let extra = &app.inner().readiness;
+    let builtin_storage = !extra.iter().any(|c| c.name() == "storage");
+    let mut probes = Vec::with_capacity(extra.len() + 1);
+    if builtin_storage {
+        probes.push(bounded("storage".to_owned(), Box::pin(probe_store(app, &system))));
     }
-    let body = serde_json::json!({ "status": if healthy { "ok" } else { "unavailable" }, "checks": checks });
-    Reply::with_status(if healthy { 200 } else { 503 }, &body)
+    for check in extra {
+        probes.push(bounded(check.name().to_owned(), check.check(&system)));
+    }
+    let mut checks = serde_json::Map::new();
+    let mut failed = Vec::new();
+    for (name, outcome) in futures::future::join_all(probes).await {
+        let entry = match outcome {
+            Ok(()) => serde_json::json!({ "status": "ok" }),
+            Err(error) => {
+                tracing::warn!(request_id = %ctx.request_id(), dependency = %name, %error, "not ready");
+                failed.push(name.clone());
+                serde_json::json!({ "status": "error", "error": error })
+            }
+        };
+        checks.insert(name, entry);
+    }
+    if failed.is_empty() {
+        return Reply::ok(&serde_json::json!({ "status": "ok", "checks": checks }));
+    }
+    let body = serde_json::json!({
+        "status": "unavailable",
+        "error": ErrorCode::ServiceUnavailable,
+        "message": format!("not ready: {}", failed.join(", ")),
+        "details": { "failed": failed },
+        "checks": checks,
+    });
+    Reply::with_status(503, &body)
 }
 
 /// Prometheus text exposition.
