@@ -62,6 +62,26 @@ pub struct SessionPorts {
     pub vad: Option<Arc<dyn VoiceActivityDetector>>,
 }
 
+/// Sees every server event of a session, in order, before it is encoded and sent: how the application layer
+/// persists transcripts, responses and tool calls, and meters usage, without the engine knowing about storage.
+///
+/// Called inline on the session's task, so it must be cheap and must not block: copy what matters into a
+/// channel and do the I/O elsewhere. Audio deltas pass through here too; an observer that keeps them should
+/// count bytes, not clone.
+pub trait SessionObserver: Send + Sync + std::fmt::Debug {
+    /// One event, in emission order (including events the connection's dialect does not send).
+    fn observe(&self, event: &ServerEvent);
+}
+
+/// What a finished session did, for metering (see [`RealtimeSession::run`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// Milliseconds of input audio appended over the whole session.
+    pub input_audio_ms: u64,
+    /// Whether the session ended because its output channel closed (the client went away mid-send).
+    pub output_closed: bool,
+}
+
 /// The output item being produced.
 #[derive(Debug)]
 enum Open {
@@ -151,6 +171,7 @@ pub struct RealtimeSession {
     audio_produced: bool,
     active: Option<Active>,
     closed: bool,
+    observer: Option<Arc<dyn SessionObserver>>,
 }
 
 impl RealtimeSession {
@@ -183,8 +204,32 @@ impl RealtimeSession {
             audio_produced: false,
             active: None,
             closed: false,
+            observer: None,
         }
         .with_turn_detection()
+    }
+
+    /// Uses `id` as the protocol session id (`session.created`'s `session.id`) instead of a generated `sess_…`,
+    /// so a client can correlate the socket with the stored session record.
+    #[must_use]
+    pub fn with_session_id(mut self, id: impl Into<String>) -> Self {
+        self.session_id = id.into();
+        self
+    }
+
+    /// Reports every server event to `observer` (see [`SessionObserver`]).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn SessionObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// What the session did so far.
+    pub fn summary(&self) -> SessionSummary {
+        SessionSummary {
+            input_audio_ms: self.input_ms,
+            output_closed: self.closed,
+        }
     }
 
     fn with_turn_detection(mut self) -> Self {
@@ -243,8 +288,8 @@ impl RealtimeSession {
 
     /// Runs the session: [`start`](Self::start), then client frames from `incoming` and the output of the
     /// response in progress, until `incoming` ends or the output channel closes. A response still in progress
-    /// when `incoming` ends is cancelled.
-    pub async fn run(mut self, mut incoming: mpsc::Receiver<String>) {
+    /// when `incoming` ends is cancelled. Returns what the session did, for metering.
+    pub async fn run(mut self, mut incoming: mpsc::Receiver<String>) -> SessionSummary {
         self.start().await;
         while !self.closed {
             let wake = match self.active.as_mut() {
@@ -267,6 +312,7 @@ impl RealtimeSession {
                 Wake::Speech(chunk) => self.on_speech(chunk).await,
             }
         }
+        self.summary()
     }
 
     /// Drives the response in progress to its end without reading client frames (tests, batch use).
@@ -1322,6 +1368,9 @@ impl RealtimeSession {
     async fn emit(&mut self, event: ServerEvent) {
         if self.closed {
             return;
+        }
+        if let Some(observer) = &self.observer {
+            observer.observe(&event);
         }
         let Some(frame) = encode_server(self.dialect, self.ids.as_ref(), &event) else {
             return;
