@@ -39,6 +39,11 @@ pub struct CreateSessionRequest {
     /// Session configuration: a JSON object of at most 64 KiB (`None`: `{}`).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub config: Option<Value>,
+    /// Refuse with `tenant_limit_exceeded` (resource `concurrent_sessions`) when the tenant already has this many
+    /// sessions that are not final (`created` or `active`). Set by the server for realtime connections, never by
+    /// a client; checked under the tenant lock, so concurrent opens cannot overshoot.
+    #[serde(skip)]
+    pub max_open_sessions: Option<u32>,
 }
 
 /// How a session ended.
@@ -168,6 +173,7 @@ impl SessionService {
         json_size(&mut errors, "config", &config, MAX_CONFIG_BYTES);
         errors.into_result()?;
         let tenant = ctx.require_tenant()?;
+        let max_open = req.max_open_sessions;
         let now = self.deps.clock.now();
         let (api_key_id, key_project, user_id) = match ctx.principal() {
             Principal::ApiKey(k) => (Some(k.key_id), k.project_id, None),
@@ -210,6 +216,20 @@ impl SessionService {
                         uow.projects().get(project).await?;
                     }
                     quota::reserve(uow, tenant, Quota::SessionsPerMonth, now).await?;
+                    if let Some(limit) = max_open {
+                        let open = SessionFilter {
+                            status_in: Some(vec![SessionStatus::Created, SessionStatus::Active]),
+                            ..SessionFilter::default()
+                        };
+                        let current = uow.sessions().count(&open).await?;
+                        if current >= u64::from(limit) {
+                            return Err(Error::LimitExceeded {
+                                resource: "concurrent_sessions",
+                                limit: u64::from(limit),
+                                current,
+                            });
+                        }
+                    }
                     let stored = uow.sessions().insert(session).await?;
                     uow.append_audit(
                         NewAuditEntry::new(AuditAction::Create, SessionId::RESOURCE, stored.id)

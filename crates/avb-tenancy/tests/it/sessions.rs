@@ -49,6 +49,7 @@ async fn a_session_goes_created_active_completed_with_timing_and_usage() {
     let req = CreateSessionRequest {
         project_id: Some(project),
         config: Some(json!({"voice": "am_onyx"})),
+        ..Default::default()
     };
     let created = sessions.create(&ctx, req).await.unwrap();
     assert_eq!(created.status, SessionStatus::Created);
@@ -737,4 +738,42 @@ async fn cleanup_works_through_more_sessions_than_one_batch() {
             .total,
         kept.len() as u64
     );
+}
+
+#[tokio::test]
+async fn the_open_session_cap_counts_created_and_active_but_not_ended_sessions() {
+    let (_world, sessions, ctx, _tenant) = setup().await;
+    let capped = || CreateSessionRequest {
+        max_open_sessions: Some(2),
+        ..Default::default()
+    };
+    let first = sessions.create(&ctx, capped()).await.unwrap();
+    let second = sessions.create(&ctx, capped()).await.unwrap();
+    sessions.start(&ctx, second.id).await.unwrap();
+    let refused = sessions.create(&ctx, capped()).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::TenantLimitExceeded);
+    assert_eq!(refused.to_body().details["resource"], "concurrent_sessions");
+    assert_eq!(refused.to_body().details["current"], 2);
+    // Nothing was written by the refusal, and the cap does not apply to requests without it.
+    let all = sessions
+        .list(&ctx, SessionFilter::default(), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(all.total, 2);
+    sessions
+        .create(&ctx, CreateSessionRequest::default())
+        .await
+        .unwrap();
+    // Ending one frees a slot.
+    sessions
+        .finish(&ctx, first.id, finish(SessionOutcome::Terminated))
+        .await
+        .unwrap();
+    sessions.terminate(&ctx, second.id).await.unwrap();
+    let third = sessions
+        .list(&ctx, SessionFilter::default(), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(third.total, 3);
+    sessions.create(&ctx, capped()).await.unwrap();
 }
