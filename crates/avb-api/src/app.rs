@@ -24,6 +24,7 @@ use avb_tenancy::tenant::TenantService;
 use avb_tenancy::theme::ThemeService;
 use avb_tenancy::user::UserService;
 use avb_tenancy::voice::VoiceService;
+use avb_voice::realtime::engine::SessionPorts;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ pub struct AppConfig {
     pub debug: bool,
     /// Trust `X-Forwarded-For` for the client IP (only behind a proxy you control).
     pub trust_forwarded_for: bool,
+    /// Limits of realtime voice connections.
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 impl Default for AppConfig {
@@ -75,6 +78,7 @@ impl Default for AppConfig {
             rate_limits: RateLimits::default(),
             debug: false,
             trust_forwarded_for: false,
+            realtime: crate::realtime::RealtimeConfig::default(),
         }
     }
 }
@@ -122,6 +126,8 @@ pub struct AppInner {
     /// Dependencies `/health/ready` probes besides the built-in `storage` probe (which a check named
     /// `storage` replaces).
     pub readiness: Vec<Arc<dyn crate::ops::health::ReadinessCheck>>,
+    /// Engines of realtime sessions, when configured.
+    pub speech: Option<SessionPorts>,
     pub(crate) routes: crate::pipeline::RouteIndex,
 }
 
@@ -170,6 +176,7 @@ pub struct AppBuilder {
     clock: Option<Arc<dyn Clock>>,
     ids: Option<Arc<dyn IdGen>>,
     readiness: Vec<Arc<dyn crate::ops::health::ReadinessCheck>>,
+    speech: Option<SessionPorts>,
 }
 
 impl AppBuilder {
@@ -265,6 +272,14 @@ impl AppBuilder {
         self
     }
 
+    /// Sets the speech and language engines of realtime sessions (optional: without them the realtime
+    /// endpoints answer `service_unavailable` and the REST API works as usual).
+    #[must_use]
+    pub fn speech(mut self, ports: SessionPorts) -> Self {
+        self.speech = Some(ports);
+        self
+    }
+
     /// Sets the pipeline configuration.
     #[must_use]
     pub fn config(mut self, config: AppConfig) -> Self {
@@ -323,6 +338,7 @@ impl AppBuilder {
                 ids,
                 metrics: Metrics::new(),
                 readiness: self.readiness,
+                speech: self.speech,
                 routes: crate::pipeline::RouteIndex::new(crate::routes::routes()),
             }),
         })

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod ops;
 pub mod permissions;
 mod pipeline;
+pub mod realtime;
 pub mod routes;
 
 pub use app::{App, AppBuilder, AppConfig, BuildError, RateLimits};

@@ -260,6 +260,17 @@ fn describe(operation: &str) -> Option<Describe> {
             .query(params::<sessions::EventListQuery>)
             .paged(),
         "terminate_session" => ok("Terminate a session", named::<Session>),
+        // realtime client secrets (OpenAI-compatible shapes, documented by OpenAI's own API reference)
+        "create_realtime_client_secret" => ok(
+            "Mint an ephemeral `ek_` client secret for `/v1/realtime` (OpenAI GA shape)",
+            any_object,
+        )
+        .body(any_object, false),
+        "create_realtime_session" => ok(
+            "Mint an ephemeral client secret with a beta session object (OpenAI beta shape)",
+            any_object,
+        )
+        .body(any_object, false),
         // audit
         "query_audit" => ok("Query the tenant's audit trail", page::<AuditEntry>)
             .query(params::<audit::AuditParams>)
@@ -814,6 +825,7 @@ fn tag_of(path: &'static str) -> &'static str {
     let first = rest.split('/').next().unwrap_or(rest);
     match first {
         "openapi.json" => "docs",
+        "v1" => "realtime",
         other => other,
     }
 }

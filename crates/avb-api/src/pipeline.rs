@@ -392,7 +392,7 @@ impl App {
     }
 }
 
-fn exempt(path: &str) -> bool {
+pub(crate) fn exempt(path: &str) -> bool {
     // Per request: match `/health` and `/health/…` without allocating.
     RATE_LIMIT_EXEMPT.iter().any(|p| {
         path.strip_prefix(p)
@@ -400,12 +400,12 @@ fn exempt(path: &str) -> bool {
     })
 }
 
-fn ip_key(ip: Option<IpAddr>) -> String {
+pub(crate) fn ip_key(ip: Option<IpAddr>) -> String {
     ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 /// Rate-limit key and policy for a caller (spec §10.2 `_get_rate_limit_params`); `None` = unlimited.
-fn rate_key(
+pub(crate) fn rate_key(
     ctx: &Ctx,
     ip: Option<IpAddr>,
     limits: &crate::app::RateLimits,
@@ -425,7 +425,7 @@ fn rate_key(
     }
 }
 
-fn rate_limited(decision: RateLimitDecision) -> ApiError {
+pub(crate) fn rate_limited(decision: RateLimitDecision) -> ApiError {
     let retry = decision
         .retry_after
         .map_or(1, |d| (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1));
@@ -455,7 +455,7 @@ fn check_access(access: Access, ctx: &Ctx) -> Result<(), ApiError> {
     }
 }
 
-fn client_ip(req: &ApiRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+pub(crate) fn client_ip(req: &ApiRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
     if trust_forwarded_for
         && let Some(ip) = req
             .headers

@@ -123,6 +123,9 @@ pub fn routes() -> Vec<Route> {
         route!(Get "/api/v2/sessions/{id}" => "get_session", Tenant, sessions::get),
         route!(Get "/api/v2/sessions/{id}/events" => "list_session_events", Tenant, sessions::events),
         route!(Post "/api/v2/sessions/{id}/terminate" => "terminate_session", Tenant, sessions::terminate),
+        // OpenAI-compatible realtime client secrets (the `/v1/realtime` WebSocket itself is not a REST route)
+        route!(Post "/v1/realtime/client_secrets" => "create_realtime_client_secret", Tenant, realtime::create_client_secret),
+        route!(Post "/v1/realtime/sessions" => "create_realtime_session", Tenant, realtime::create_beta_session),
         // audit
         route!(Get "/api/v2/audit" => "query_audit", Tenant, audit::query),
         // voice

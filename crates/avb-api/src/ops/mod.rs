@@ -20,6 +20,7 @@ pub mod docs;
 pub mod health;
 pub mod notifications;
 pub mod projects;
+pub mod realtime;
 pub mod sessions;
 pub mod tenants;
 pub mod themes;

@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::input::{Input, Reply};
 use crate::permissions::{self, GraphChange};
 use avb_auth::authorizer::guard;
+use avb_core::events::{BusEvent, Group};
 use avb_core::{ApiKeyId, ApiKeyScope, Ctx, ErrorCode, FieldErrors, Principal, ProjectId, SessionId};
 use avb_tenancy::model::{Session, SessionEventType, SessionStatus};
 use avb_tenancy::session::{CleanupPolicy, CleanupReport, CreateSessionRequest, EventQuery};
@@ -156,10 +157,25 @@ pub async fn events(app: &App, ctx: &Ctx, input: &Input) -> Result<Reply, ApiErr
     )
 }
 
-/// `POST /sessions/{id}/terminate` — `session#terminate`; a session already ended is `conflict`.
+/// `POST /sessions/{id}/terminate` — `session#terminate`; a session already ended is `conflict`. A live
+/// realtime connection of the session (on any replica: the event bus carries it) closes at once.
 pub async fn terminate(app: &App, ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
     let session = find(app, ctx, input, "terminate").await?;
-    Reply::ok(&app.inner().sessions.terminate(ctx, session.id).await?)
+    let ended = app.inner().sessions.terminate(ctx, session.id).await?;
+    let event = BusEvent {
+        kind: crate::realtime::SESSION_TERMINATED_EVENT.to_owned(),
+        data: serde_json::json!({ "session_id": ended.id }),
+        timestamp: app.inner().clock.now(),
+    };
+    let group = Group::Session {
+        tenant: ended.tenant_id,
+        session: ended.id,
+    };
+    if let Err(err) = app.inner().events.publish(ctx, group, event).await {
+        // The record is terminated either way; a connection that misses this ends at its idle timeout.
+        tracing::warn!(session = %ended.id, error = %err, "termination not broadcast");
+    }
+    Reply::ok(&ended)
 }
 
 /// Reads the session named by the `id` parameter in the caller's tenant, then requires `permission` on it.

@@ -1,0 +1,386 @@
+//! After the upgrade: one accepted session, run to its end.
+
+use super::recorder::Recorder;
+use crate::app::App;
+use avb_core::events::{Delivery, Group, Subscription};
+use avb_core::{Ctx, SessionId, TenantId};
+use avb_tenancy::model::{Session, SessionStatus};
+use avb_tenancy::session::{FinishSessionRequest, SessionOutcome, SessionUsage};
+use avb_voice::realtime::engine::{RealtimeSession, SessionPorts, SessionSummary};
+use avb_voice::realtime::protocol::{Dialect, ErrorObject, ServerEvent, SessionConfig, encode_server};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Bus event that ends a live session (published by `POST /api/v2/sessions/{id}/terminate`, on any replica).
+pub const SESSION_TERMINATED_EVENT: &str = "session.terminated";
+
+/// How the adapter should close the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseFrame {
+    /// WebSocket close code: 1000 normal (also idle timeout and maximum duration, after an `error` event saying
+    /// so: a client must not retry those), 1008 policy (terminated by an operator), 1011 server failure.
+    pub code: u16,
+    /// Short reason.
+    pub reason: String,
+}
+
+/// A frame from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// A text frame: one JSON event.
+    Text(String),
+    /// A binary frame (not part of the protocol: answered with an `error` event, the session stays open).
+    Binary(usize),
+}
+
+/// Why the inbound side stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    ClientClosed,
+    Idle,
+    Expired,
+    Terminated,
+    EngineStopped,
+}
+
+/// An accepted realtime session (see [`App::realtime_accept`]).
+#[derive(Debug)]
+pub struct RealtimeConnection {
+    app: App,
+    ctx: Ctx,
+    record: Session,
+    dialect: Dialect,
+    config: SessionConfig,
+    ports: SessionPorts,
+}
+
+impl RealtimeConnection {
+    pub(crate) fn new(
+        app: App,
+        ctx: Ctx,
+        record: Session,
+        dialect: Dialect,
+        config: SessionConfig,
+        ports: SessionPorts,
+    ) -> Self {
+        Self {
+            app,
+            ctx,
+            record,
+            dialect,
+            config,
+            ports,
+        }
+    }
+
+    /// The stored session's id (also the protocol `session.id`, as `sess_<uuid without dashes>`).
+    pub fn session_id(&self) -> SessionId {
+        self.record.id
+    }
+
+    /// The tenant.
+    pub fn tenant_id(&self) -> TenantId {
+        self.record.tenant_id
+    }
+
+    /// The protocol dialect chosen at the handshake.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Runs the session until the client closes `incoming`, the session idles out or reaches its maximum
+    /// duration, an operator terminates it, or `outgoing` is closed. Server frames (JSON text) go to
+    /// `outgoing`; a full channel makes the session wait (backpressure, never loss). When this returns, the
+    /// transcript and usage are stored and the session record is closed; send the [`CloseFrame`] and drop the
+    /// socket.
+    pub async fn run(
+        self,
+        mut incoming: mpsc::Receiver<ClientFrame>,
+        outgoing: mpsc::Sender<String>,
+    ) -> CloseFrame {
+        let Self {
+            app,
+            ctx,
+            record,
+            dialect,
+            config,
+            ports,
+        } = self;
+        let inner = app.inner();
+        let settings = inner.config.realtime.clone();
+        let timeout = inner.config.request_timeout;
+        let op = || ctx.clone().with_timeout(timeout);
+        let started = Instant::now();
+        let tenant_label = [("tenant_id", record.tenant_id.to_string())];
+        let kind_label = [("consumer_type", "realtime".to_owned())];
+
+        if let Err(err) = inner.sessions.start(&op(), record.id).await {
+            tracing::warn!(session = %record.id, error = %err, "realtime session could not start");
+            send_error(
+                &outgoing,
+                dialect,
+                &app,
+                ErrorObject::server_error("the session could not be started"),
+            )
+            .await;
+            return CloseFrame {
+                code: 1011,
+                reason: "session could not start".into(),
+            };
+        }
+        inner
+            .metrics
+            .gauge_add("avb_websocket_connections", &kind_label, 1.0);
+        inner.metrics.gauge_add("avb_active_sessions", &tenant_label, 1.0);
+
+        // Operators end sessions through the REST API, possibly on another replica: listen on the session group.
+        let group = Group::Session {
+            tenant: record.tenant_id,
+            session: record.id,
+        };
+        let mut watch = match inner.events.subscribe(&op(), &[group]).await {
+            Ok(sub) => Some(sub),
+            Err(err) => {
+                tracing::warn!(session = %record.id, error = %err, "session group not watched");
+                None
+            }
+        };
+
+        let (observer, recorder) = Recorder::start(app.clone(), ctx.clone(), record.id, dialect);
+        let tally = recorder.tally().clone();
+        let (to_engine, from_pump) = mpsc::channel::<String>(64);
+        let (engine_out, mut engine_frames) = mpsc::channel::<String>(settings.outbound_buffer.max(1));
+        let engine = RealtimeSession::new(
+            dialect,
+            config,
+            ports,
+            inner.ids.clone(),
+            ctx.clone(),
+            engine_out.clone(),
+        )
+        .with_session_id(format!("sess_{}", record.id.as_uuid().simple()))
+        .with_observer(observer);
+        let engine_done = CancellationToken::new();
+
+        let engine_task = {
+            let done = engine_done.clone();
+            async move {
+                let summary = engine.run(from_pump).await;
+                done.cancel();
+                summary
+            }
+        };
+
+        // Server frames → client, counted.
+        let outbound = {
+            let app = app.clone();
+            let label = kind_label.clone();
+            async move {
+                let mut count = 0u64;
+                while let Some(frame) = engine_frames.recv().await {
+                    if outgoing.send(frame).await.is_err() {
+                        break;
+                    }
+                    count += 1;
+                    if count.is_multiple_of(100) {
+                        flush_count(&app, &label, "out", 100);
+                    }
+                }
+                flush_count(&app, &label, "out", count % 100);
+                outgoing
+            }
+        };
+
+        // Client frames → engine, with idle timeout, maximum duration and operator termination.
+        let inbound = {
+            let app = app.clone();
+            let label = kind_label.clone();
+            let done = engine_done.clone();
+            let idle = settings.idle_timeout;
+            let expires = tokio::time::Instant::now() + settings.max_duration;
+            async move {
+                let mut count = 0u64;
+                let ending = loop {
+                    let idle_at = tokio::time::Instant::now() + idle;
+                    let frame = tokio::select! {
+                        biased;
+                        () = done.cancelled() => break Ending::EngineStopped,
+                        () = tokio::time::sleep_until(expires) => break Ending::Expired,
+                        () = terminated(&mut watch) => break Ending::Terminated,
+                        () = tokio::time::sleep_until(idle_at) => break Ending::Idle,
+                        frame = incoming.recv() => frame,
+                    };
+                    count += 1;
+                    if count.is_multiple_of(100) {
+                        flush_count(&app, &label, "in", 100);
+                    }
+                    match frame {
+                        None => break Ending::ClientClosed,
+                        Some(ClientFrame::Text(text)) => {
+                            if to_engine.send(text).await.is_err() {
+                                break Ending::EngineStopped;
+                            }
+                        }
+                        Some(ClientFrame::Binary(len)) => {
+                            let error = ErrorObject::invalid_request(
+                                "invalid_frame",
+                                format!(
+                                    "binary frames are not part of the protocol ({len} bytes ignored); send JSON text frames"
+                                ),
+                            );
+                            send_error(&engine_out, dialect, &app, error).await;
+                        }
+                    }
+                };
+                flush_count(&app, &label, "in", count % 100);
+                // Closing the engine's input ends it (a response in progress is cancelled).
+                drop(to_engine);
+                (ending, engine_out)
+            }
+        };
+
+        let (summary, (ending, engine_out), outgoing) = tokio::join!(engine_task, inbound, outbound);
+        let summary: SessionSummary = summary;
+        drop(engine_out);
+        let stored = recorder.finish().await;
+
+        let close = match ending {
+            Ending::ClientClosed | Ending::EngineStopped => CloseFrame {
+                code: 1000,
+                reason: String::new(),
+            },
+            Ending::Idle => CloseFrame {
+                code: 1000,
+                reason: "idle timeout".into(),
+            },
+            Ending::Expired => CloseFrame {
+                code: 1000,
+                reason: "session expired".into(),
+            },
+            Ending::Terminated => CloseFrame {
+                code: 1008,
+                reason: "session terminated".into(),
+            },
+        };
+        let notice = match ending {
+            Ending::Idle => Some(ErrorObject::invalid_request(
+                "idle_timeout",
+                format!(
+                    "no client event for {} s; the session was closed",
+                    settings.idle_timeout.as_secs()
+                ),
+            )),
+            Ending::Expired => Some(ErrorObject::invalid_request(
+                "session_expired",
+                format!(
+                    "Your session hit the maximum duration of {} minutes.",
+                    settings.max_duration.as_secs() / 60
+                ),
+            )),
+            Ending::Terminated => Some(ErrorObject::invalid_request(
+                "session_terminated",
+                "the session was terminated by an operator",
+            )),
+            Ending::ClientClosed | Ending::EngineStopped => None,
+        };
+        if let Some(error) = notice {
+            send_error(&outgoing, dialect, &app, error).await;
+        }
+
+        let output_ms = tally.output_audio_ms_x1000.load(Ordering::Relaxed) / 1000;
+        let usage = SessionUsage {
+            input_tokens: tally.input_tokens.load(Ordering::Relaxed),
+            output_tokens: tally.output_tokens.load(Ordering::Relaxed),
+            audio_seconds: (summary.input_audio_ms + output_ms) as f64 / 1000.0,
+        };
+        let status = if ending == Ending::Terminated {
+            SessionStatus::Terminated
+        } else {
+            match inner
+                .sessions
+                .finish(
+                    &op(),
+                    record.id,
+                    FinishSessionRequest {
+                        outcome: SessionOutcome::Completed,
+                        usage,
+                    },
+                )
+                .await
+            {
+                Ok(done) => done.status,
+                Err(err) => {
+                    // Terminated meanwhile (REST) or storage down: the cleanup job ends it later.
+                    tracing::warn!(session = %record.id, error = %err, "realtime session not closed");
+                    SessionStatus::Error
+                }
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        inner
+            .metrics
+            .gauge_add("avb_websocket_connections", &kind_label, -1.0);
+        inner
+            .metrics
+            .gauge_add("avb_active_sessions", &tenant_label, -1.0);
+        inner.metrics.count(
+            "avb_sessions_total",
+            &[
+                ("tenant_id", record.tenant_id.to_string()),
+                ("status", status.as_str().to_owned()),
+            ],
+            1,
+        );
+        inner
+            .metrics
+            .observe("avb_session_duration_seconds", &tenant_label, seconds);
+        tracing::info!(
+            session = %record.id,
+            tenant = %record.tenant_id,
+            seconds,
+            events_stored = stored,
+            input_tokens = usage.input_tokens,
+            output_tokens = usage.output_tokens,
+            audio_seconds = usage.audio_seconds,
+            close_code = close.code,
+            "realtime_closed"
+        );
+        close
+    }
+}
+
+/// Resolves when the watched session group says the session was terminated (never without a subscription).
+async fn terminated(watch: &mut Option<Box<dyn Subscription>>) {
+    let Some(sub) = watch.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        match sub.next().await {
+            Some(Delivery::Event { event, .. }) if event.kind == SESSION_TERMINATED_EVENT => return,
+            Some(_) => {}
+            None => {
+                *watch = None;
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
+async fn send_error(out: &mpsc::Sender<String>, dialect: Dialect, app: &App, error: ErrorObject) {
+    if let Some(frame) = encode_server(dialect, app.inner().ids.as_ref(), &ServerEvent::Error { error }) {
+        let _ = out.send(frame).await;
+    }
+}
+
+fn flush_count(app: &App, label: &[(&'static str, String)], direction: &str, by: u64) {
+    if by == 0 {
+        return;
+    }
+    let mut labels = label.to_vec();
+    labels.push(("direction", direction.to_owned()));
+    app.inner()
+        .metrics
+        .count("avb_websocket_messages_total", &labels, by);
+}
