@@ -5,15 +5,29 @@
 //! errors, security headers), and the [`avb_api::ApiResponse`] becomes an axum response. Behaviour therefore
 //! cannot drift from other adapters.
 //!
+//! WebSocket upgrades to a realtime path (`/v1/realtime`, any path ending in `/realtime`) go to
+//! [`avb_api::App::realtime_accept`] instead; an accepted socket is pumped frame by frame into
+//! [`avb_api::realtime::RealtimeConnection::run`] and closed with the code it returns.
+//!
 //! Mount [`router`] on its own, or [`nest`](axum::Router::nest) it under a path of an existing axum application.
+//! [`serve`] serves plain HTTP, [`serve_tls`] HTTPS/WSS (the Node OpenAI SDK only dials `wss://`).
 #![deny(missing_docs)]
 
+use avb_api::realtime::{ClientFrame, RealtimeRequest, is_realtime_path};
 use avb_api::{ApiRequest, App, Headers, Method};
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
 use std::net::SocketAddr;
+use tokio::sync::mpsc;
+
+/// Largest WebSocket message accepted: a 15 MiB `input_audio_buffer.append` is ~20 MiB of base64 plus JSON.
+pub const MAX_WS_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+/// Read buffer per socket. tungstenite's default (128 KiB, zero-filled) costs ~136 KiB per idle connection.
+const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// A router answering every path through `app`. Peer addresses are read when the server is started with
 /// `into_make_service_with_connect_info::<SocketAddr>()` (as [`serve`] does).
@@ -27,7 +41,16 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    if parts.method == axum::http::Method::GET
+        && is_realtime_path(parts.uri.path())
+        && parts.headers.contains_key(axum::http::header::UPGRADE)
+    {
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+            Ok(upgrade) => realtime(app, upgrade, &parts, peer).await,
+            Err(rejection) => rejection.into_response(),
+        };
+    }
     let limit = app.inner().config.max_body_bytes;
     let (body, oversized) = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => (bytes, false),
@@ -51,6 +74,95 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
         peer,
     };
     to_axum(app.handle(api_request).await)
+}
+
+fn headers_of(map: &axum::http::HeaderMap) -> Headers {
+    let mut headers = Headers::new();
+    for (name, value) in map {
+        if let Ok(value) = value.to_str() {
+            headers.push(name.as_str(), value);
+        }
+    }
+    headers
+}
+
+/// A realtime upgrade: the app decides, then the socket is pumped.
+async fn realtime(
+    app: App,
+    upgrade: WebSocketUpgrade,
+    parts: &axum::http::request::Parts,
+    peer: Option<std::net::IpAddr>,
+) -> Response {
+    let request = RealtimeRequest {
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: headers_of(&parts.headers),
+        peer,
+    };
+    let accept = match app.realtime_accept(request).await {
+        Ok(accept) => accept,
+        Err(refusal) => return to_axum(refusal),
+    };
+    let upgrade = upgrade
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        .max_message_size(MAX_WS_MESSAGE_BYTES)
+        .max_frame_size(MAX_WS_MESSAGE_BYTES)
+        .protocols(accept.subprotocol);
+    let connection = accept.connection;
+    let mut response = upgrade.on_upgrade(move |socket| pump(socket, connection));
+    for (name, value) in accept.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+/// Moves frames between the socket and the session until the session ends, then closes with its code.
+async fn pump(socket: WebSocket, connection: avb_api::realtime::RealtimeConnection) {
+    let (mut sink, mut stream) = socket.split();
+    let (to_session, from_socket) = mpsc::channel::<ClientFrame>(32);
+    let (to_socket, mut from_session) = mpsc::channel::<String>(64);
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            let frame = match message {
+                Message::Text(text) => ClientFrame::Text(text.as_str().to_owned()),
+                Message::Binary(bytes) => ClientFrame::Binary(bytes.len()),
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => continue,
+            };
+            if to_session.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let writer = async move {
+        while let Some(frame) = from_session.recv().await {
+            if sink.feed(Message::Text(frame.into())).await.is_err() {
+                return None;
+            }
+            // Batch whatever else is ready into one flush.
+            while let Ok(frame) = from_session.try_recv() {
+                if sink.feed(Message::Text(frame.into())).await.is_err() {
+                    return None;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return None;
+            }
+        }
+        Some(sink)
+    };
+    let (close, sink) = tokio::join!(connection.run(from_socket, to_socket), writer);
+    reader.abort();
+    if let Some(mut sink) = sink {
+        let frame = CloseFrame {
+            code: close.code,
+            reason: close.reason.into(),
+        };
+        let _ = sink.send(Message::Close(Some(frame))).await;
+        let _ = sink.close().await;
+    }
 }
 
 fn to_axum(response: avb_api::ApiResponse) -> Response {
@@ -77,6 +189,35 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// TLS settings for [`serve_tls`]: a certificate chain and private key in PEM.
+pub type TlsConfig = axum_server::tls_rustls::RustlsConfig;
+
+/// Loads PEM files into a [`TlsConfig`].
+pub async fn tls_from_pem_files(cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<TlsConfig> {
+    TlsConfig::from_pem_file(cert, key).await
+}
+
+/// Serves `app` over TLS (HTTPS and WSS) on `listener` until `shutdown` resolves, then stops accepting and
+/// waits for in-flight requests (open WebSockets get `grace` to finish).
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: App,
+    tls: TlsConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(grace));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+        .handle(handle)
+        .serve(router(app).into_make_service_with_connect_info::<SocketAddr>())
+        .await
 }
 
 /// Binds `addr` with a listen backlog of 4096 (tokio's default of 128 drops connections under bursts).
