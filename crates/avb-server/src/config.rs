@@ -44,6 +44,29 @@ fn default_body() -> usize {
 fn default_timeout() -> u64 {
     30
 }
+/// Spec §4 `recycle`: 300 s.
+fn default_db_max_lifetime() -> u64 {
+    300
+}
+fn default_db_acquire_timeout() -> u64 {
+    5
+}
+/// Spec §4 `connect_timeout`: 10 s.
+fn default_db_connect_timeout() -> u64 {
+    10
+}
+/// Spec §4 `statement_timeout=30000`.
+fn default_db_statement_timeout() -> u64 {
+    30
+}
+/// Spec §4 `CACHES.default.KEY_PREFIX`.
+fn default_redis_prefix() -> String {
+    "avb".into()
+}
+/// Spec §4 `SOCKET_TIMEOUT`: 5 s.
+fn default_redis_timeout() -> u64 {
+    5
+}
 
 /// Every setting. Field names are the environment variable names, lower-cased.
 #[derive(Debug, Clone, Deserialize)]
@@ -115,12 +138,68 @@ pub struct ServerConfig {
     /// `SPICEDB_INSECURE`: plaintext gRPC.
     #[serde(default)]
     pub spicedb_insecure: bool,
-    /// `DATABASE_URL` (or `DB_HOST`… parts): PostgreSQL storage (not in this build: memory is used).
+    /// `DATABASE_URL`: PostgreSQL for every storage port (records, audit, jobs, relationships). Wins over the
+    /// `DB_*` parts; either one selects PostgreSQL, neither keeps in-memory storage.
     #[serde(default)]
     pub database_url: Option<Secret>,
-    /// `REDIS_URL`: Redis for cache, rate limits, pub/sub (not in this build: memory is used).
+    /// `DB_HOST`: PostgreSQL host (selects PostgreSQL when `DATABASE_URL` is unset).
+    #[serde(default)]
+    pub db_host: Option<String>,
+    /// `DB_PORT` (default 5432).
+    #[serde(default)]
+    pub db_port: Option<u16>,
+    /// `DB_NAME` (default `agentvoicebox`).
+    #[serde(default)]
+    pub db_name: Option<String>,
+    /// `DB_USER` (default `agentvoicebox`).
+    #[serde(default)]
+    pub db_user: Option<String>,
+    /// `DB_PASSWORD`.
+    #[serde(default)]
+    pub db_password: Secret,
+    /// `DB_SCHEMA`: schema holding the tables (default: the login role's `search_path`).
+    #[serde(default)]
+    pub db_schema: Option<String>,
+    /// `DB_POOL_SIZE`: connections per replica (default 15, the spec's pool 5 + overflow 10).
+    #[serde(default)]
+    pub db_pool_size: Option<u32>,
+    /// `DB_MAX_LIFETIME_SECONDS`: a connection is replaced after this age (default 300).
+    #[serde(default = "default_db_max_lifetime")]
+    pub db_max_lifetime_seconds: u64,
+    /// `DB_ACQUIRE_TIMEOUT_SECONDS`: longest a request waits for a connection (default 5); past it the request
+    /// answers 503 `service_unavailable`, which is also how long a request waits while PostgreSQL is down.
+    #[serde(default = "default_db_acquire_timeout")]
+    pub db_acquire_timeout_seconds: u64,
+    /// `DB_CONNECT_TIMEOUT_SECONDS` (default 10).
+    #[serde(default = "default_db_connect_timeout")]
+    pub db_connect_timeout_seconds: u64,
+    /// `DB_STATEMENT_TIMEOUT_SECONDS` (default 30).
+    #[serde(default = "default_db_statement_timeout")]
+    pub db_statement_timeout_seconds: u64,
+    /// `AVB_MIGRATE_ON_START`: apply pending migrations before serving (default on; concurrent replicas
+    /// serialise on the migrator's lock). Off: run `avb-server migrate` as a deployment step.
+    #[serde(default = "default_true")]
+    pub avb_migrate_on_start: bool,
+    /// `REDIS_URL`: Redis for rate limits, the event bus and ephemeral client secrets (and jobs with
+    /// `AVB_JOBS=redis`), shared by every replica.
     #[serde(default)]
     pub redis_url: Option<Secret>,
+    /// `AVB_REDIS_KEY_PREFIX`: first segment of every Redis key and channel (default `avb`), so deployments
+    /// and test runs can share one Redis.
+    #[serde(default = "default_redis_prefix")]
+    pub avb_redis_key_prefix: String,
+    /// `AVB_REDIS_TIMEOUT_SECONDS`: bound on connecting and on one command (default 5).
+    #[serde(default = "default_redis_timeout")]
+    pub avb_redis_timeout_seconds: u64,
+    /// `AVB_RATE_LIMIT_ON_REDIS_FAILURE`: what the Redis rate limiter does when Redis does not answer within
+    /// 250 ms. `by_class` (default): fail open for IPs and console users, closed (503) for API keys and
+    /// unknown classes — see `avb_storage_redis::RedisRateLimiter`; `open` or `closed` for every caller.
+    #[serde(default)]
+    pub avb_rate_limit_on_redis_failure: Option<String>,
+    /// `AVB_JOBS`: `memory`, `postgres` or `redis` (default: the storage's own queue). With a queue other than
+    /// the storage's, jobs written transactionally with a change are relayed to it.
+    #[serde(default)]
+    pub avb_jobs: Option<String>,
     /// `LAGO_API_URL`.
     #[serde(default)]
     pub lago_api_url: Option<String>,
@@ -136,9 +215,10 @@ pub struct ServerConfig {
     /// `FF_VOICE_CLONING`.
     #[serde(default)]
     pub ff_voice_cloning: bool,
-    /// `AVB_BOOTSTRAP`: create a sysadmin and a demo tenant at start (default on for in-memory storage).
-    #[serde(default = "default_true")]
-    pub avb_bootstrap: bool,
+    /// `AVB_BOOTSTRAP`: create a sysadmin and a demo tenant at start (default on for in-memory storage only:
+    /// durable storage keeps them from the first start, and replicas must not race to create them).
+    #[serde(default)]
+    pub avb_bootstrap: Option<bool>,
 }
 
 /// Configuration could not be read.
@@ -169,6 +249,22 @@ impl ServerConfig {
         Figment::new().extract().map_err(|e| ConfigError(e.to_string()))
     }
 
+    /// True when PostgreSQL is configured (`DATABASE_URL` or `DB_HOST`).
+    pub fn uses_postgres(&self) -> bool {
+        self.database_url.as_ref().is_some_and(|u| !u.expose().is_empty())
+            || self.db_host.as_ref().is_some_and(|h| !h.is_empty())
+    }
+
+    /// True when Redis is configured (`REDIS_URL`).
+    pub fn uses_redis(&self) -> bool {
+        self.redis_url.as_ref().is_some_and(|u| !u.expose().is_empty())
+    }
+
+    /// Whether to create the demo data at start: `AVB_BOOTSTRAP`, else only with in-memory storage.
+    pub fn bootstrap(&self) -> bool {
+        self.avb_bootstrap.unwrap_or(!self.uses_postgres())
+    }
+
     /// Origins as a list.
     pub fn cors_origins(&self) -> Vec<String> {
         self.cors_allowed_origins
@@ -181,7 +277,7 @@ impl ServerConfig {
 }
 
 /// The environment variables read (lower-cased), so unrelated variables can never collide with a field.
-const ENV_KEYS: [&str; 35] = [
+const ENV_KEYS: [&str; 48] = [
     "host",
     "avb_host",
     "port",
@@ -217,6 +313,19 @@ const ENV_KEYS: [&str; 35] = [
     "db_host",
     "db_name",
     "db_user",
+    "db_port",
+    "db_password",
+    "db_schema",
+    "db_pool_size",
+    "db_max_lifetime_seconds",
+    "db_acquire_timeout_seconds",
+    "db_connect_timeout_seconds",
+    "db_statement_timeout_seconds",
+    "avb_migrate_on_start",
+    "avb_redis_key_prefix",
+    "avb_redis_timeout_seconds",
+    "avb_rate_limit_on_redis_failure",
+    "avb_jobs",
 ];
 
 #[cfg(test)]
@@ -228,11 +337,25 @@ mod tests {
         let config: ServerConfig = Figment::new()
             .merge(("avb_jwt_secret", "super-secret-value"))
             .merge(("lago_api_key", "lago-secret"))
+            .merge(("db_password", "db-secret"))
+            .merge(("database_url", "postgres://u:url-secret@h/d"))
             .extract()
             .unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains("super-secret-value"));
         assert!(!shown.contains("lago-secret"));
+        assert!(!shown.contains("db-secret") && !shown.contains("url-secret"));
         assert_eq!(config.port, 8000);
+        assert!(config.uses_postgres() && !config.uses_redis() && !config.bootstrap());
+    }
+
+    #[test]
+    fn memory_storage_bootstraps_by_default_and_db_host_selects_postgres() {
+        let memory = ServerConfig::defaults().unwrap();
+        assert!(!memory.uses_postgres() && memory.bootstrap());
+        assert_eq!(memory.db_statement_timeout_seconds, 30);
+        assert_eq!(memory.db_connect_timeout_seconds, 10);
+        let parts: ServerConfig = Figment::new().merge(("db_host", "db")).extract().unwrap();
+        assert!(parts.uses_postgres());
     }
 }

@@ -19,7 +19,7 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve,
-    /// Apply database migrations (in-memory storage has none).
+    /// Apply the PostgreSQL migrations (in-memory storage has none).
     Migrate,
     /// Create the demo data and print credentials.
     SeedData,
@@ -83,15 +83,20 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn run(cli: Cli) -> Result<(), BoxError> {
     let config = ServerConfig::load()?;
+    // Migrating must not need the rest of the wiring (Redis, identity) to be reachable.
+    if matches!(cli.command, Some(Command::Migrate)) {
+        match avb_server::assemble::migrate(&config).await? {
+            Some(versions) => println!("migrations applied (versions {versions:?})"),
+            None => println!("in-memory storage: nothing to migrate"),
+        }
+        return Ok(());
+    }
     let assembled = assemble(&config).await?;
     let app = assembled.app.clone();
     let system = || Ctx::system(RequestId::generate(&UuidV7Ids), "cli", None);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, assembled).await,
-        Command::Migrate => {
-            println!("in-memory storage: nothing to migrate");
-            Ok(())
-        }
+        Command::Migrate => Ok(()),
         Command::SeedData | Command::CreateApiKey => {
             let identity = assembled
                 .dev_identity
@@ -101,7 +106,9 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                 "tenant {} ({})\napi key: {}",
                 made.tenant_slug, made.tenant_id, made.api_key
             );
-            println!("note: in-memory storage lasts for this process only");
+            if !config.uses_postgres() {
+                println!("note: in-memory storage lasts for this process only");
+            }
             Ok(())
         }
         Command::SyncPermissions => {
@@ -172,12 +179,17 @@ async fn serve(config: ServerConfig, assembled: avb_server::Assembled) -> Result
     for (port, adapter) in &assembled.adapters {
         tracing::info!(port, adapter, "adapter");
     }
-    if config.avb_bootstrap
+    if config.bootstrap()
         && let Some(identity) = &assembled.dev_identity
     {
         let made = bootstrap::bootstrap(&app, identity).await?;
         let base = format!("http://{}:{}", config.host, config.port);
-        println!("\nAgentVoiceBox is starting on {base} (in-memory, data lasts for this process)\n");
+        let lasting = if config.uses_postgres() {
+            "PostgreSQL storage"
+        } else {
+            "in-memory, data lasts for this process"
+        };
+        println!("\nAgentVoiceBox is starting on {base} ({lasting})\n");
         println!("demo tenant:     {} ({})", made.tenant_slug, made.tenant_id);
         println!("sysadmin token:  {}", made.sysadmin_token);
         println!("admin token:     {}", made.admin_token);
@@ -188,6 +200,10 @@ async fn serve(config: ServerConfig, assembled: avb_server::Assembled) -> Result
         );
     }
     let jobs = JobRunner::new(app.clone()).spawn(Duration::from_secs(1));
+    let relay = assembled
+        .outbox_relay
+        .clone()
+        .map(|relay| relay.spawn(Duration::from_secs(1)));
     let flusher = app
         .inner()
         .authenticator
@@ -211,8 +227,17 @@ async fn serve(config: ServerConfig, assembled: avb_server::Assembled) -> Result
     // In-flight requests are done; write what was batched so nothing accepted is lost.
     jobs.abort();
     flusher.abort();
+    if let Some(relay) = relay {
+        relay.abort();
+    }
     app.flush().await?;
+    if let Some(relay) = &assembled.outbox_relay {
+        relay.run_once().await;
+    }
     JobRunner::new(app).run_until_idle().await;
+    if let Some(store) = &assembled.postgres {
+        store.close().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
