@@ -5,7 +5,7 @@ use avb_api::App;
 use avb_api::jobs::JobRunner;
 use avb_api::permissions::{self, GraphChange};
 use avb_auth::adapters::static_jwt::{DevTokenRequest, StaticJwtIdentity};
-use avb_core::{Ctx, RequestId, Role};
+use avb_core::{Ctx, RequestId, Role, TenantId};
 use avb_server::{ServerConfig, assemble, bootstrap};
 use avb_tenancy::tenant::CreateTenantRequest;
 use serde_json::{Map, Value, json};
@@ -55,6 +55,9 @@ pub struct Target {
     /// A second active tenant.
     pub other: TenantCredentials,
     pub(crate) client: reqwest::Client,
+    /// The server's static-JWT identity, to mint tokens for users the checks invite (what the identity provider
+    /// would issue them).
+    pub(crate) identity: StaticJwtIdentity,
 }
 
 impl Target {
@@ -82,12 +85,38 @@ impl Target {
     pub fn delete(&self, path_and_query: &str) -> Call<'_> {
         self.call("DELETE", path_and_query)
     }
+
+    /// `PUT`.
+    pub fn put(&self, path_and_query: &str) -> Call<'_> {
+        self.call("PUT", path_and_query)
+    }
+
+    /// A token (valid one hour) as the identity provider would issue it to `email`, with the `tenant_id` claim
+    /// and realm `roles`. The first request with it links it to the user of that e-mail (an invited user keeps
+    /// the roles the tenant gave them) or creates the user.
+    pub fn token_for(&self, email: &str, tenant_id: Option<&str>, roles: &[Role]) -> Result<String, String> {
+        let tenant_id = tenant_id
+            .map(|t| t.parse::<TenantId>().map_err(|e| format!("tenant id {t:?}: {e}")))
+            .transpose()?;
+        self.identity
+            .mint(&DevTokenRequest {
+                subject: format!("blackbox:{email}"),
+                email: email.to_owned(),
+                first_name: "Black".into(),
+                last_name: "Box".into(),
+                roles: roles.to_vec(),
+                tenant_id,
+                ttl_secs: 3600,
+            })
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// A server started by [`Framework::start`]; stopped (gracefully) when dropped or by [`Server::stop`].
 #[derive(Debug)]
 pub struct Server {
     target: Target,
+    app: App,
     stop: Option<oneshot::Sender<()>>,
     serving: Option<JoinHandle<std::io::Result<()>>>,
     background: Vec<JoinHandle<()>>,
@@ -104,6 +133,12 @@ impl Server {
     /// What a client needs.
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// The app behind the server, only to seed records that no HTTP route creates (notifications, session
+    /// events); checks assert over HTTP.
+    pub fn app(&self) -> &App {
+        &self.app
     }
 
     /// Stops accepting, waits for in-flight requests, and reports how serving ended.
@@ -214,6 +249,7 @@ async fn boot(settings: Value) -> Result<Booted, String> {
         expired_token,
         other,
         client,
+        identity,
     };
     Ok(Booted { app, target })
 }
@@ -245,6 +281,7 @@ impl Booted {
                 framework,
                 ..self.target.clone()
             },
+            app: self.app.clone(),
             stop: Some(stop),
             serving: Some(serving),
             background: Vec::new(),

@@ -38,6 +38,8 @@ mod launch;
 pub mod limits;
 pub mod parity;
 pub mod projects;
+mod support;
+pub mod tenants;
 
 pub use client::{Call, Reply, field};
 pub use launch::{ALLOWED_ORIGIN, Framework, Server, Target, TenantCredentials};
@@ -76,6 +78,9 @@ macro_rules! blackbox_suite {
             projects::project_crud_round_trip,
             projects::projects_of_another_tenant_are_not_found,
             projects::an_invalid_project_changes_nothing,
+            tenants::my_tenant_settings_usage_and_limits,
+            tenants::invalid_tenant_settings_change_nothing,
+            tenants::tenant_settings_need_administrate_and_stay_in_their_tenant,
         );
     };
     (@checks $framework:expr; $($module:ident :: $check:ident),+ $(,)?) => {
