@@ -31,6 +31,7 @@ macro_rules! ensure {
     };
 }
 
+pub mod admin;
 pub mod auth;
 mod client;
 pub mod edge;
@@ -81,6 +82,9 @@ macro_rules! blackbox_suite {
             tenants::my_tenant_settings_usage_and_limits,
             tenants::invalid_tenant_settings_change_nothing,
             tenants::tenant_settings_need_administrate_and_stay_in_their_tenant,
+            admin::admin_tenant_lifecycle,
+            admin::admin_lists_filter_and_paginate,
+            admin::admin_routes_refuse_bad_input_and_non_sysadmins,
         );
     };
     (@checks $framework:expr; $($module:ident :: $check:ident),+ $(,)?) => {
