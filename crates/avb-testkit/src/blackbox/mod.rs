@@ -41,6 +41,7 @@ pub mod parity;
 pub mod projects;
 mod support;
 pub mod tenants;
+pub mod users;
 
 pub use client::{Call, Reply, field};
 pub use launch::{ALLOWED_ORIGIN, Framework, Server, Target, TenantCredentials};
@@ -85,6 +86,10 @@ macro_rules! blackbox_suite {
             admin::admin_tenant_lifecycle,
             admin::admin_lists_filter_and_paginate,
             admin::admin_routes_refuse_bad_input_and_non_sysadmins,
+            users::profile_and_members_round_trip,
+            users::a_role_change_takes_effect_at_once,
+            users::invalid_user_changes_change_nothing,
+            users::user_management_is_guarded_and_tenant_scoped,
         );
     };
     (@checks $framework:expr; $($module:ident :: $check:ident),+ $(,)?) => {
