@@ -32,6 +32,7 @@ macro_rules! ensure {
 }
 
 pub mod admin;
+pub mod api_keys;
 pub mod auth;
 mod client;
 pub mod edge;
@@ -90,6 +91,10 @@ macro_rules! blackbox_suite {
             users::a_role_change_takes_effect_at_once,
             users::invalid_user_changes_change_nothing,
             users::user_management_is_guarded_and_tenant_scoped,
+            api_keys::api_key_lifecycle,
+            api_keys::rotating_an_api_key,
+            api_keys::invalid_api_keys_change_nothing,
+            api_keys::api_keys_are_guarded_and_tenant_scoped,
         );
     };
     (@checks $framework:expr; $($module:ident :: $check:ident),+ $(,)?) => {
