@@ -40,6 +40,7 @@ mod launch;
 pub mod limits;
 pub mod parity;
 pub mod projects;
+pub mod sessions;
 mod support;
 pub mod tenants;
 pub mod users;
@@ -95,6 +96,9 @@ macro_rules! blackbox_suite {
             api_keys::rotating_an_api_key,
             api_keys::invalid_api_keys_change_nothing,
             api_keys::api_keys_are_guarded_and_tenant_scoped,
+            sessions::session_rest_round_trip,
+            sessions::invalid_sessions_change_nothing,
+            sessions::sessions_are_guarded_and_tenant_scoped,
         );
     };
     (@checks $framework:expr; $($module:ident :: $check:ident),+ $(,)?) => {
