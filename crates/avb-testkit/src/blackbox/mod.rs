@@ -33,6 +33,7 @@ macro_rules! ensure {
 
 pub mod admin;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 mod client;
 pub mod edge;
@@ -99,6 +100,8 @@ macro_rules! blackbox_suite {
             sessions::session_rest_round_trip,
             sessions::invalid_sessions_change_nothing,
             sessions::sessions_are_guarded_and_tenant_scoped,
+            audit::audit_queries_filter,
+            audit::audit_needs_view_audit_and_stays_in_its_tenant,
         );
     };
     (@checks $framework:expr; $($module:ident :: $check:ident),+ $(,)?) => {
