@@ -45,6 +45,7 @@ pub mod sessions;
 mod support;
 pub mod tenants;
 pub mod users;
+pub mod voice;
 
 pub use client::{Call, Reply, field};
 pub use launch::{ALLOWED_ORIGIN, Framework, Server, Target, TenantCredentials};
@@ -102,6 +103,9 @@ macro_rules! blackbox_suite {
             sessions::sessions_are_guarded_and_tenant_scoped,
             audit::audit_queries_filter,
             audit::audit_needs_view_audit_and_stays_in_its_tenant,
+            voice::voice_round_trip,
+            voice::invalid_voice_changes_change_nothing,
+            voice::voice_is_guarded_and_tenant_scoped,
         );
     };
     (@checks $framework:expr; $($module:ident :: $check:ident),+ $(,)?) => {
