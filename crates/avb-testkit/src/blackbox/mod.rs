@@ -44,6 +44,7 @@ pub mod projects;
 pub mod sessions;
 mod support;
 pub mod tenants;
+pub mod themes;
 pub mod users;
 pub mod voice;
 
@@ -106,6 +107,9 @@ macro_rules! blackbox_suite {
             voice::voice_round_trip,
             voice::invalid_voice_changes_change_nothing,
             voice::voice_is_guarded_and_tenant_scoped,
+            themes::theme_crud_round_trip,
+            themes::unsafe_or_unreadable_themes_are_rejected,
+            themes::themes_are_guarded_and_tenant_scoped,
         );
     };
     (@checks $framework:expr; $($module:ident :: $check:ident),+ $(,)?) => {
