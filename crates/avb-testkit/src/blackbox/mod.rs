@@ -39,6 +39,7 @@ mod client;
 pub mod edge;
 mod launch;
 pub mod limits;
+pub mod notifications;
 pub mod parity;
 pub mod projects;
 pub mod sessions;
@@ -110,6 +111,8 @@ macro_rules! blackbox_suite {
             themes::theme_crud_round_trip,
             themes::unsafe_or_unreadable_themes_are_rejected,
             themes::themes_are_guarded_and_tenant_scoped,
+            notifications::notifications_list_read_and_preferences,
+            notifications::notification_errors_change_nothing_and_stay_private,
         );
     };
     (@checks $framework:expr; $($module:ident :: $check:ident),+ $(,)?) => {
