@@ -36,6 +36,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 mod client;
+pub mod docs;
 pub mod edge;
 mod launch;
 pub mod limits;
@@ -113,6 +114,8 @@ macro_rules! blackbox_suite {
             themes::themes_are_guarded_and_tenant_scoped,
             notifications::notifications_list_read_and_preferences,
             notifications::notification_errors_change_nothing_and_stay_private,
+            docs::the_openapi_document_lists_every_route,
+            docs::the_docs_page_loads_offline,
         );
     };
     (@checks $framework:expr; $($module:ident :: $check:ident),+ $(,)?) => {
