@@ -121,6 +121,7 @@ pub fn pg_config(config: &ServerConfig) -> PgConfig {
     pg.acquire_timeout = seconds(config.db_acquire_timeout_seconds);
     pg.connect_timeout = seconds(config.db_connect_timeout_seconds);
     pg.statement_timeout = seconds(config.db_statement_timeout_seconds);
+    pg.test_before_acquire = config.db_health_checks;
     "avb-server".clone_into(&mut pg.application_name);
     pg
 }
@@ -313,6 +314,18 @@ pub async fn assemble(config: &ServerConfig) -> Result<Assembled, AssembleError>
     app_config.cors_origins = config.cors_origins();
     app_config.max_body_bytes = config.max_body_bytes;
     app_config.request_timeout = Duration::from_secs(config.request_timeout_seconds.max(1));
+    if let Some(secs) = config.realtime_idle_timeout_seconds {
+        app_config.realtime.idle_timeout = Duration::from_secs(secs.max(1));
+    }
+    if let Some(secs) = config.realtime_max_session_seconds {
+        app_config.realtime.max_duration = Duration::from_secs(secs.max(1));
+    }
+    if let Some(cap) = config.realtime_max_sessions_per_tenant {
+        app_config.realtime.max_open_sessions_per_tenant = (cap > 0).then_some(cap);
+    }
+    let speech =
+        crate::voice::speech_ports(config.avb_voice_script.as_deref()).map_err(AssembleError::Adapter)?;
+    adapters.push(("speech", "scripted (earshot VAD)"));
     app_config.rate_limits = RateLimits {
         anonymous: policy(
             config.rate_limit_default_per_minute,
@@ -407,6 +420,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Assembled, AssembleError>
         .rate_limiter(limiter)
         .event_bus(events)
         .ephemeral_tokens(ephemeral)
+        .speech(speech)
         .config(app_config);
     if let Some(redis) = &redis {
         builder = builder.readiness_check(Arc::new(RedisReady(redis.clone())));

@@ -176,6 +176,11 @@ pub struct ServerConfig {
     /// `DB_STATEMENT_TIMEOUT_SECONDS` (default 30).
     #[serde(default = "default_db_statement_timeout")]
     pub db_statement_timeout_seconds: u64,
+    /// `DB_HEALTH_CHECKS` (spec `CONN_HEALTH_CHECKS`, default on): check a pooled connection with a round trip
+    /// before each use, so connections broken by a database restart are replaced instead of failing a request
+    /// each. Costs one round trip per unit of work.
+    #[serde(default = "default_true")]
+    pub db_health_checks: bool,
     /// `AVB_MIGRATE_ON_START`: apply pending migrations before serving (default on; concurrent replicas
     /// serialise on the migrator's lock). Off: run `avb-server migrate` as a deployment step.
     #[serde(default = "default_true")]
@@ -219,6 +224,28 @@ pub struct ServerConfig {
     /// durable storage keeps them from the first start, and replicas must not race to create them).
     #[serde(default)]
     pub avb_bootstrap: Option<bool>,
+    /// `AVB_TLS_CERT` / `AVB_TLS_KEY`: PEM certificate chain and private key; when both are set the server
+    /// speaks HTTPS and WSS only (the Node OpenAI SDK always dials `wss://`).
+    #[serde(default)]
+    pub avb_tls_cert: Option<std::path::PathBuf>,
+    /// See `avb_tls_cert`.
+    #[serde(default)]
+    pub avb_tls_key: Option<std::path::PathBuf>,
+    /// `AVB_VOICE_SCRIPT`: JSON file scripting the built-in speech and language engines (see
+    /// `avb_server::voice`); unset: a built-in demo script.
+    #[serde(default)]
+    pub avb_voice_script: Option<std::path::PathBuf>,
+    /// `REALTIME_IDLE_TIMEOUT_SECONDS`: a realtime socket without client events for this long is closed
+    /// (default 600).
+    #[serde(default)]
+    pub realtime_idle_timeout_seconds: Option<u64>,
+    /// `REALTIME_MAX_SESSION_SECONDS`: longest realtime session (default 3600).
+    #[serde(default)]
+    pub realtime_max_session_seconds: Option<u64>,
+    /// `REALTIME_MAX_SESSIONS_PER_TENANT`: open realtime sessions per tenant across replicas (default 100;
+    /// 0 = no cap).
+    #[serde(default)]
+    pub realtime_max_sessions_per_tenant: Option<u32>,
 }
 
 /// Configuration could not be read.
@@ -277,7 +304,7 @@ impl ServerConfig {
 }
 
 /// The environment variables read (lower-cased), so unrelated variables can never collide with a field.
-const ENV_KEYS: [&str; 48] = [
+const ENV_KEYS: [&str; 49] = [
     "host",
     "avb_host",
     "port",
@@ -322,6 +349,7 @@ const ENV_KEYS: [&str; 48] = [
     "db_connect_timeout_seconds",
     "db_statement_timeout_seconds",
     "avb_migrate_on_start",
+    "db_health_checks",
     "avb_redis_key_prefix",
     "avb_redis_timeout_seconds",
     "avb_rate_limit_on_redis_failure",

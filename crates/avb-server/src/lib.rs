@@ -8,6 +8,7 @@
 pub mod assemble;
 pub mod bootstrap;
 pub mod config;
+pub mod voice;
 
 pub use assemble::{Assembled, assemble};
 pub use config::ServerConfig;

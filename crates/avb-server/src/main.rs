@@ -183,7 +183,12 @@ async fn serve(config: ServerConfig, assembled: avb_server::Assembled) -> Result
         && let Some(identity) = &assembled.dev_identity
     {
         let made = bootstrap::bootstrap(&app, identity).await?;
-        let base = format!("http://{}:{}", config.host, config.port);
+        let scheme = if config.avb_tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let base = format!("{scheme}://{}:{}", config.host, config.port);
         let lasting = if config.uses_postgres() {
             "PostgreSQL storage"
         } else {
@@ -214,13 +219,35 @@ async fn serve(config: ServerConfig, assembled: avb_server::Assembled) -> Result
     // `AVB_HTTP` chooses the framework; both serve the identical API (the pipeline is avb-api's).
     let framework = std::env::var("AVB_HTTP").unwrap_or_else(|_| "axum".into());
     tracing::info!(%addr, framework, "listening");
-    match framework.as_str() {
-        "axum" => avb_http_axum::serve(avb_http_axum::bind(addr)?, app.clone(), shutdown_signal()).await?,
+    let tls = match (&config.avb_tls_cert, &config.avb_tls_key) {
+        (Some(cert), Some(key)) => Some(avb_http_axum::tls_from_pem_files(cert, key).await?),
+        (None, None) => None,
+        _ => return Err("AVB_TLS_CERT and AVB_TLS_KEY must be set together".into()),
+    };
+    match (framework.as_str(), tls) {
+        ("axum", Some(tls)) => {
+            avb_http_axum::serve_tls(
+                avb_http_axum::bind(addr)?,
+                app.clone(),
+                tls,
+                shutdown_signal(),
+                Duration::from_secs(10),
+            )
+            .await?;
+        }
+        ("axum", None) => {
+            avb_http_axum::serve(avb_http_axum::bind(addr)?, app.clone(), shutdown_signal()).await?;
+        }
         #[cfg(feature = "actix")]
-        "actix" => avb_http_actix::serve(avb_http_actix::bind(addr)?, app.clone(), shutdown_signal()).await?,
-        other => {
+        ("actix", None) => {
+            avb_http_actix::serve(avb_http_actix::bind(addr)?, app.clone(), shutdown_signal()).await?;
+        }
+        (other, _) => {
             return Err(
-                format!("AVB_HTTP={other}: expected axum or actix (actix needs --features actix)").into(),
+                format!(
+                    "AVB_HTTP={other}: expected axum or actix (actix needs --features actix; TLS is served by axum)"
+                )
+                .into(),
             );
         }
     }
