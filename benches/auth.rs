@@ -81,10 +81,12 @@ fn ctx() -> Ctx {
     Ctx::system(RequestId::generate(&UuidV7Ids), "bench", None)
 }
 
-/// 1,000 tenants × (10 role tuples + 45 project→tenant links + 45 project owners) = 100,000 relationships.
-fn graph() -> (Vec<RelationshipUpdate>, Vec<CheckRequest>) {
+/// 1,000 tenants × (10 role tuples + 45 project→tenant links + 45 project owners) = 100,000 relationships,
+/// and 16,000 checks with their expected answers.
+fn graph() -> (Vec<RelationshipUpdate>, Vec<CheckRequest>, Vec<bool>) {
     let mut updates = Vec::with_capacity(100_000);
     let mut checks = Vec::new();
+    let mut expected = Vec::new();
     let roles = ["admin", "developer", "operator", "viewer", "billing"];
     for t in 0..1000u32 {
         let tenant = ObjectRef::new("tenant", format!("t{t}"));
@@ -110,7 +112,7 @@ fn graph() -> (Vec<RelationshipUpdate>, Vec<CheckRequest>) {
             )));
             if p < 4 {
                 // allowed through tenant->view, allowed as owner, denied (other tenant), denied (billing only)
-                for (user, _) in [
+                for (user, allowed) in [
                     (format!("u{t}_{}", p % 4), true),
                     (format!("owner{t}_{p}"), true),
                     (format!("u{}_{}", (t + 1) % 1000, p), false),
@@ -121,11 +123,31 @@ fn graph() -> (Vec<RelationshipUpdate>, Vec<CheckRequest>) {
                         permission: "view".into(),
                         subject: SubjectRef::new(ObjectRef::new("user", user)),
                     });
+                    expected.push(allowed);
                 }
             }
         }
     }
-    (updates, checks)
+    (updates, checks, expected)
+}
+
+/// Asserts the first `n` checks answer as expected (fully consistent, so SpiceDB's caches cannot serve a
+/// revision older than the writes): a fast wrong answer would be no result.
+async fn verify(
+    authz: &dyn Authorizer,
+    ctx: &Ctx,
+    checks: &[CheckRequest],
+    expected: &[bool],
+    n: usize,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    for (request, want) in checks.iter().zip(expected).take(n) {
+        let got = authz
+            .check(ctx, request, &Consistency::FullyConsistent)
+            .await?
+            .is_allowed();
+        assert_eq!(got, *want, "{request:?}");
+    }
+    Ok(())
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -176,11 +198,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     );
 
     // Local ReBAC engine over 100,000 relationships.
-    let (updates, checks) = graph();
+    let (updates, checks, expected) = graph();
     let local = LocalAuthorizer::new(Arc::new(MemoryRelationshipStore::default()))?;
     for chunk in updates.chunks(1000) {
         local.write_relationships(&system, chunk).await?;
     }
+    verify(&local, &system, &checks, &expected, checks.len()).await?;
     let consistency = Consistency::MinimizeLatency;
     results.push(
         measure(
@@ -209,6 +232,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             for chunk in updates.chunks(1000) {
                 spicedb.write_relationships(&system, chunk).await?;
             }
+            // A sample: each check through this peer takes milliseconds.
+            verify(&spicedb, &system, &checks, &expected, 100).await?;
             results.push(
                 measure("spicedb adapter check (real engine, loopback)", 200, 3_000, |i| {
                     let request = &checks[i % checks.len()];
