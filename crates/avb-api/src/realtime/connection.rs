@@ -235,15 +235,16 @@ impl RealtimeConnection {
                     }
                 };
                 flush_count(&app, &label, "in", count % 100);
-                // Closing the engine's input ends it (a response in progress is cancelled).
+                // Closing the engine's input ends it (a response in progress is cancelled). Our sender goes too:
+                // `outbound` ends when the engine's is the last one left and the engine is done.
                 drop(to_engine);
-                (ending, engine_out)
+                drop(engine_out);
+                ending
             }
         };
 
-        let (summary, (ending, engine_out), outgoing) = tokio::join!(engine_task, inbound, outbound);
+        let (summary, ending, outgoing) = tokio::join!(engine_task, inbound, outbound);
         let summary: SessionSummary = summary;
-        drop(engine_out);
         let stored = recorder.finish().await;
 
         let close = match ending {
