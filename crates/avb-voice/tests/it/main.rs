@@ -16,6 +16,7 @@ mod realtime_engine;
 mod realtime_fuzz;
 mod realtime_protocol;
 mod realtime_roundtrip;
+mod realtime_session_fuzz;
 mod realtime_strategies;
 mod scripted;
 mod vad;
