@@ -2,4 +2,5 @@
 
 mod blackbox;
 mod keycloak;
+mod realtime;
 mod spicedb;

@@ -1,0 +1,524 @@
+//! `/v1/realtime` over a real socket (the server as the binary builds it, axum, scripted engines): the upgrade's
+//! authentication and refusals, the protocol in both dialects, client secrets, and what is stored about the
+//! session afterwards. The official OpenAI SDKs are driven against the binary in avb-server's tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use avb_testkit::blackbox::{Call, Framework, Server};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// Sends a call, requires `status`, and returns the JSON body.
+trait PipeExpect {
+    async fn pipe_expect(self, status: u16) -> Value;
+}
+
+impl PipeExpect for Call<'_> {
+    async fn pipe_expect(self, status: u16) -> Value {
+        let reply = self.send().await.unwrap();
+        reply.expect(status).unwrap();
+        reply.json()
+    }
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const SCRIPT: &str = r#"{
+  "replies": [{"text": "Hello from the scripted agent."}],
+  "transcripts": ["hello there"],
+  "tts_ms_per_char": 10
+}"#;
+
+async fn server(extra: Value) -> (Server, tempdir::Dir) {
+    let dir = tempdir::Dir::new();
+    let script = dir.path().join("voice.json");
+    std::fs::write(&script, SCRIPT).unwrap();
+    let mut settings = json!({ "avb_voice_script": script });
+    if let (Some(map), Value::Object(extra)) = (settings.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    (Framework::Axum.start_with(settings).await.unwrap(), dir)
+}
+
+/// A tiny self-deleting temporary directory (no extra dependency).
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("avb-rt-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&path).unwrap();
+            Self(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn ws_url(server: &Server, path_and_query: &str) -> String {
+    format!(
+        "{}{path_and_query}",
+        server.base_url.replacen("http://", "ws://", 1)
+    )
+}
+
+async fn connect(
+    server: &Server,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Socket, tungstenite::handshake::client::Response), tungstenite::Error> {
+    let mut request = ws_url(server, path_and_query).into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    tokio_tungstenite::connect_async(request).await
+}
+
+async fn next_event(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("no server event within 10 s")
+            .expect("socket ended")
+            .expect("socket error");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("server sent non-JSON"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Events up to and including the first of type `last`.
+async fn events_until(socket: &mut Socket, last: &str) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let event = next_event(socket).await;
+        let done = event["type"] == last;
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, event: Value) {
+    socket
+        .send(Message::Text(event.to_string().into()))
+        .await
+        .unwrap();
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap_or("?")).collect()
+}
+
+async fn close(mut socket: Socket) {
+    socket.close(None).await.unwrap();
+    // Drain until the server's close arrives.
+    while let Some(Ok(message)) = socket.next().await {
+        if matches!(message, Message::Close(_)) {
+            break;
+        }
+    }
+}
+
+async fn sessions(server: &Server) -> Value {
+    server
+        .get("/api/v2/sessions")
+        .bearer(&server.admin_token)
+        .pipe_expect(200)
+        .await
+}
+
+/// Polls until the session is no longer active (the server closes it after the socket).
+async fn finished_session(server: &Server, id: &str) -> Value {
+    for _ in 0..100 {
+        let reply = server
+            .get(&format!("/api/v2/sessions/{id}"))
+            .bearer(&server.admin_token)
+            .pipe_expect(200)
+            .await;
+        let session = reply;
+        if session["status"] != "active" && session["status"] != "created" {
+            return session;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("session {id} never ended");
+}
+
+fn record_id(session_created: &Value) -> String {
+    let sess = session_created["session"]["id"].as_str().unwrap();
+    let simple = sess.strip_prefix("sess_").expect("sess_ prefix");
+    uuid::Uuid::parse_str(simple).unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_without_or_with_a_bad_credential_is_refused_before_the_socket_with_an_openai_error() {
+    let (server, _dir) = server(json!({})).await;
+    for headers in [
+        vec![],
+        vec![(
+            "authorization",
+            "Bearer avb_not_a_real_key_000000000000000000000000",
+        )],
+        vec![("authorization", "Bearer ek_not_a_real_secret")],
+        vec![("authorization", "Basic abc")],
+    ] {
+        let err = connect(&server, "/v1/realtime?model=gpt-realtime", &headers)
+            .await
+            .expect_err("the upgrade must be refused");
+        let tungstenite::Error::Http(response) = err else {
+            panic!("expected an HTTP refusal, got {err:?}");
+        };
+        assert_eq!(response.status(), 401, "{headers:?}");
+        let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert!(
+            ["authentication_failed", "invalid_token"].contains(&body["error"]["code"].as_str().unwrap()),
+            "{body}"
+        );
+        assert!(response.headers().contains_key("x-request-id"));
+    }
+    // Nothing was opened.
+    assert_eq!(sessions(&server).await["total"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_turn_in_the_ga_dialect_is_stored_with_its_transcript_response_and_usage() {
+    let (server, _dir) = server(json!({})).await;
+    let bearer = format!("Bearer {}", server.api_key);
+    let (mut socket, response) = connect(
+        &server,
+        "/v1/realtime?model=gpt-realtime",
+        &[("authorization", &bearer), ("sec-websocket-protocol", "realtime")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "realtime");
+    let created = next_event(&mut socket).await;
+    assert_eq!(created["type"], "session.created", "{created}");
+    assert_eq!(created["session"]["type"], "realtime");
+    assert_eq!(created["session"]["model"], "gpt-realtime");
+    let id = record_id(&created);
+
+    // The record exists and is active while the socket is open.
+    let live = server
+        .get(&format!("/api/v2/sessions/{id}"))
+        .bearer(&server.admin_token)
+        .pipe_expect(200)
+        .await;
+    assert_eq!(live["status"], "active");
+
+    send(
+        &mut socket,
+        json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"], "instructions": "Be brief."}}),
+    )
+    .await;
+    let updated = next_event(&mut socket).await;
+    assert_eq!(updated["type"], "session.updated");
+    assert_eq!(updated["session"]["instructions"], "Be brief.");
+
+    send(
+        &mut socket,
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi!"}]}}),
+    )
+    .await;
+    let added = events_until(&mut socket, "conversation.item.done").await;
+    assert_eq!(
+        types(&added),
+        ["conversation.item.added", "conversation.item.done"]
+    );
+    send(&mut socket, json!({"type": "response.create"})).await;
+    let turn = events_until(&mut socket, "response.done").await;
+    assert_eq!(turn.first().unwrap()["type"], "response.created");
+    let text: String = turn
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Hello from the scripted agent.");
+    let done = turn.last().unwrap();
+    assert_eq!(done["response"]["status"], "completed");
+    let output_tokens = done["response"]["usage"]["output_tokens"].as_u64().unwrap();
+    assert!(output_tokens > 0);
+
+    // Malformed input is answered with an error event; the session stays usable.
+    socket.send(Message::Text("{not json".into())).await.unwrap();
+    let error = next_event(&mut socket).await;
+    assert_eq!(error["type"], "error");
+    send(
+        &mut socket,
+        json!({"type": "no.such.event", "event_id": "evt_42"}),
+    )
+    .await;
+    let error = next_event(&mut socket).await;
+    assert_eq!(
+        (error["type"].as_str(), error["error"]["event_id"].as_str()),
+        (Some("error"), Some("evt_42"))
+    );
+    close(socket).await;
+
+    let stored = finished_session(&server, &id).await;
+    assert_eq!(stored["status"], "completed", "{stored}");
+    assert_eq!(stored["output_tokens"].as_u64(), Some(output_tokens));
+    assert!(stored["ended_at"].is_string());
+    let events = server
+        .get(&format!("/api/v2/sessions/{id}/events?limit=100"))
+        .bearer(&server.admin_token)
+        .pipe_expect(200)
+        .await;
+    let items = events["items"].as_array().unwrap().clone();
+    let kinds: Vec<&str> = items.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["system", "system", "transcript", "response", "error", "error"],
+        "{items:?}"
+    );
+    let sequences: Vec<u64> = items.iter().map(|e| e["sequence"].as_u64().unwrap()).collect();
+    assert_eq!(sequences, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(items[2]["content"]["text"], "Hi!");
+    assert_eq!(items[3]["content"]["text"], "Hello from the scripted agent.");
+    assert_eq!(items[3]["content"]["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_style_beta_handshake_authenticates_by_subprotocol_and_speaks_beta() {
+    let (server, _dir) = server(json!({})).await;
+    let offered = format!(
+        "realtime, openai-insecure-api-key.{}, openai-beta.realtime-v1",
+        server.api_key
+    );
+    let (mut socket, response) = connect(
+        &server,
+        "/v1/realtime?model=gpt-4o-realtime-preview",
+        &[("sec-websocket-protocol", &offered)],
+    )
+    .await
+    .unwrap();
+    // Exactly `realtime` is selected; the key-bearing entry is never echoed.
+    assert_eq!(response.headers()["sec-websocket-protocol"], "realtime");
+    let created = next_event(&mut socket).await;
+    assert_eq!(created["type"], "session.created");
+    assert_eq!(created["session"]["object"], "realtime.session");
+    assert!(
+        created["session"]["modalities"].is_array(),
+        "beta session shape: {created}"
+    );
+    send(
+        &mut socket,
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}}),
+    )
+    .await;
+    let created_item = next_event(&mut socket).await;
+    assert_eq!(created_item["type"], "conversation.item.created");
+    send(
+        &mut socket,
+        json!({"type": "response.create", "response": {"modalities": ["text"]}}),
+    )
+    .await;
+    let turn = events_until(&mut socket, "response.done").await;
+    assert!(
+        types(&turn).contains(&"response.text.delta"),
+        "{:?}",
+        types(&turn)
+    );
+    assert!(
+        !types(&turn)
+            .iter()
+            .any(|t| t.starts_with("response.output_text") || t.starts_with("response.output_audio")),
+        "GA names leaked"
+    );
+    close(socket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_secret_opens_a_session_with_its_bound_config_and_nothing_else() {
+    let (server, _dir) = server(json!({})).await;
+    let minted = server
+        .post("/v1/realtime/client_secrets")
+        .bearer(&server.api_key)
+        .json(&json!({
+            "expires_after": {"anchor": "created_at", "seconds": 60},
+            "session": {"type": "realtime", "model": "gpt-realtime", "instructions": "You are a kiosk."}
+        }))
+        .pipe_expect(200)
+        .await;
+    let secret = minted["value"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("ek_"));
+    assert_eq!(minted["session"]["instructions"], "You are a kiosk.");
+    assert!(minted["expires_at"].as_i64().unwrap() > 0);
+
+    // A bad TTL and a bad session are validation errors.
+    for body in [
+        json!({"expires_after": {"anchor": "created_at", "seconds": 5}}),
+        json!({"session": {"type": "realtime", "audio": {"output": {"speed": 99}}}}),
+    ] {
+        server
+            .post("/v1/realtime/client_secrets")
+            .bearer(&server.api_key)
+            .json(&body)
+            .pipe_expect(400)
+            .await;
+    }
+    // The secret is not a credential for the REST API, and cannot mint another secret.
+    server
+        .get("/api/v2/tenants/me")
+        .bearer(&secret)
+        .pipe_expect(401)
+        .await;
+
+    let bearer = format!("Bearer {secret}");
+    let (mut socket, _) = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    let created = next_event(&mut socket).await;
+    assert_eq!(created["session"]["instructions"], "You are a kiosk.");
+    close(socket).await;
+
+    // Beta minting answers the flat session with `client_secret`.
+    let beta = server
+        .post("/v1/realtime/sessions")
+        .bearer(&server.api_key)
+        .json(&json!({"model": "gpt-4o-realtime-preview", "voice": "verse", "modalities": ["text", "audio"]}))
+        .pipe_expect(200)
+        .await;
+    assert!(
+        beta["client_secret"]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("ek_")
+    );
+    assert_eq!(beta["voice"], "verse");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_without_the_realtime_scope_and_other_tenants_are_refused() {
+    let (server, _dir) = server(json!({})).await;
+    let created = server
+        .post("/api/v2/api-keys")
+        .bearer(&server.admin_token)
+        .json(&json!({"name": "billing only", "scopes": ["billing"]}))
+        .pipe_expect(201)
+        .await;
+    let billing_key = created["key"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {billing_key}");
+    let err = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
+        .await
+        .unwrap_err();
+    let tungstenite::Error::Http(response) = err else {
+        panic!("expected an HTTP refusal");
+    };
+    assert_eq!(response.status(), 403);
+    let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+    assert_eq!(body["error"]["code"], "insufficient_scope");
+
+    // A user of another tenant naming this tenant is refused.
+    let bearer = format!("Bearer {}", server.other.admin_token);
+    let err = connect(
+        &server,
+        "/v1/realtime",
+        &[("authorization", &bearer), ("x-tenant-id", &server.tenant_id)],
+    )
+    .await
+    .unwrap_err();
+    let tungstenite::Error::Http(response) = err else {
+        panic!("expected an HTTP refusal");
+    };
+    assert!(
+        [403, 404].contains(&response.status().as_u16()),
+        "{}",
+        response.status()
+    );
+    assert_eq!(sessions(&server).await["total"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_session_cap_refuses_the_next_connect_and_terminate_closes_a_live_socket() {
+    let (server, _dir) = server(json!({ "realtime_max_sessions_per_tenant": 1 })).await;
+    let bearer = format!("Bearer {}", server.api_key);
+    let (mut first, _) = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    let created = next_event(&mut first).await;
+    let id = record_id(&created);
+
+    let err = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
+        .await
+        .unwrap_err();
+    let tungstenite::Error::Http(response) = err else {
+        panic!("expected an HTTP refusal");
+    };
+    // Spec §13.2: `tenant_limit_exceeded` is a 403.
+    assert_eq!(response.status(), 403);
+    let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+    assert_eq!(body["error"]["code"], "tenant_limit_exceeded");
+    assert_eq!(body["error"]["details"]["resource"], "concurrent_sessions");
+
+    // An operator terminates the live session: the socket gets an error event and a policy close.
+    server
+        .post(&format!("/api/v2/sessions/{id}/terminate"))
+        .bearer(&server.admin_token)
+        .pipe_expect(200)
+        .await;
+    let notice = next_event(&mut first).await;
+    assert_eq!(notice["error"]["code"], "session_terminated", "{notice}");
+    let closing = tokio::time::timeout(Duration::from_secs(5), first.next())
+        .await
+        .unwrap();
+    match closing {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1008),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    let stored = finished_session(&server, &id).await;
+    assert_eq!(stored["status"], "terminated");
+
+    // The slot is free again.
+    let (second, _) = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    close(second).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_closed_with_an_error_event_first() {
+    let (server, _dir) = server(json!({ "realtime_idle_timeout_seconds": 1 })).await;
+    let bearer = format!("Bearer {}", server.api_key);
+    let (mut socket, _) = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    let created = next_event(&mut socket).await;
+    let id = record_id(&created);
+    let notice = next_event(&mut socket).await;
+    assert_eq!(notice["error"]["code"], "idle_timeout");
+    let closing = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(closing, Some(Ok(Message::Close(Some(ref f)))) if u16::from(f.code) == 1000),
+        "{closing:?}"
+    );
+    assert_eq!(finished_session(&server, &id).await["status"], "completed");
+}
