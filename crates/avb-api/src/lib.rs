@@ -20,6 +20,7 @@ pub mod permissions;
 mod pipeline;
 pub mod realtime;
 pub mod routes;
+pub mod ws_v2;
 
 pub use app::{App, AppBuilder, AppConfig, BuildError, RateLimits};
 pub use error::ApiError;
