@@ -7,13 +7,15 @@
 //!
 //! WebSocket upgrades to a realtime path (`/v1/realtime`, any path ending in `/realtime`) go to
 //! [`avb_api::App::realtime_accept`] instead; an accepted socket is pumped frame by frame into
-//! [`avb_api::realtime::RealtimeConnection::run`] and closed with the code it returns.
+//! [`avb_api::realtime::RealtimeConnection::run`] and closed with the code it returns. Upgrades to `/ws/v2/*` go to
+//! [`avb_api::App::ws_v2_accept`] and are pumped the same way into [`avb_api::ws_v2::WsV2Connection::run`].
 //!
 //! Mount [`router`] on its own, or [`nest`](axum::Router::nest) it under a path of an existing axum application.
 //! [`serve`] serves plain HTTP, [`serve_tls`] HTTPS/WSS (the Node OpenAI SDK only dials `wss://`).
 #![deny(missing_docs)]
 
 use avb_api::realtime::{ClientFrame, RealtimeRequest, is_realtime_path};
+use avb_api::ws_v2::{WsV2Request, is_ws_v2_path};
 use avb_api::{ApiRequest, App, Headers, Method};
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -48,6 +50,15 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
     {
         return match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
             Ok(upgrade) => realtime(app, upgrade, &parts, peer).await,
+            Err(rejection) => rejection.into_response(),
+        };
+    }
+    if parts.method == axum::http::Method::GET
+        && is_ws_v2_path(parts.uri.path())
+        && parts.headers.contains_key(axum::http::header::UPGRADE)
+    {
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+            Ok(upgrade) => ws_v2(app, upgrade, &parts, peer).await,
             Err(rejection) => rejection.into_response(),
         };
     }
@@ -109,7 +120,7 @@ async fn realtime(
         .max_frame_size(MAX_WS_MESSAGE_BYTES)
         .protocols(accept.subprotocol);
     let connection = accept.connection;
-    let mut response = upgrade.on_upgrade(move |socket| pump(socket, connection));
+    let mut response = upgrade.on_upgrade(move |socket| pump(socket, |i, o| connection.run(i, o)));
     for (name, value) in accept.headers {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             response.headers_mut().append(name, value);
@@ -118,8 +129,44 @@ async fn realtime(
     response
 }
 
-/// Moves frames between the socket and the session until the session ends, then closes with its code.
-async fn pump(socket: WebSocket, connection: avb_api::realtime::RealtimeConnection) {
+/// A `/ws/v2` upgrade: the app decides; refusals are upgraded too and closed with the spec's code (4001 …) by
+/// the connection itself, so only a path naming no consumer is answered without a socket.
+async fn ws_v2(
+    app: App,
+    upgrade: WebSocketUpgrade,
+    parts: &axum::http::request::Parts,
+    peer: Option<std::net::IpAddr>,
+) -> Response {
+    let request = WsV2Request {
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: headers_of(&parts.headers),
+        peer,
+    };
+    let accept = match app.ws_v2_accept(request).await {
+        Ok(accept) => accept,
+        Err(refusal) => return to_axum(refusal),
+    };
+    let upgrade = upgrade
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        .max_message_size(MAX_WS_MESSAGE_BYTES)
+        .max_frame_size(MAX_WS_MESSAGE_BYTES);
+    let connection = accept.connection;
+    let mut response = upgrade.on_upgrade(move |socket| pump(socket, |i, o| connection.run(i, o)));
+    for (name, value) in accept.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+/// Moves frames between the socket and the connection `run` drives until it ends, then closes with its code.
+async fn pump<F, Fut>(socket: WebSocket, run: F)
+where
+    F: FnOnce(mpsc::Receiver<ClientFrame>, mpsc::Sender<String>) -> Fut,
+    Fut: std::future::Future<Output = avb_api::realtime::CloseFrame>,
+{
     let (mut sink, mut stream) = socket.split();
     let (to_session, from_socket) = mpsc::channel::<ClientFrame>(32);
     let (to_socket, mut from_session) = mpsc::channel::<String>(64);
@@ -153,7 +200,7 @@ async fn pump(socket: WebSocket, connection: avb_api::realtime::RealtimeConnecti
         }
         Some(sink)
     };
-    let (close, sink) = tokio::join!(connection.run(from_socket, to_socket), writer);
+    let (close, sink) = tokio::join!(run(from_socket, to_socket), writer);
     reader.abort();
     if let Some(mut sink) = sink {
         let frame = CloseFrame {
