@@ -4,3 +4,4 @@ mod blackbox;
 mod keycloak;
 mod realtime;
 mod spicedb;
+mod ws_v2;
