@@ -313,7 +313,9 @@ impl AppBuilder {
             users.clone(),
             key_auth,
             ClientSecrets::new(ephemeral, clock.clone()),
-        );
+        )
+        // Users created at sign-in get their tenant-role relationships before their first request is authorized.
+        .with_authorizer(authorizer.clone());
         Ok(App {
             inner: Arc::new(AppInner {
                 config: self.config,

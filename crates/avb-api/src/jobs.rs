@@ -1,16 +1,20 @@
-//! Background jobs the app itself handles (spec §11): permission-graph bootstrap and retries, and expired-session
-//! cleanup. Jobs of kinds without a handler here (billing sync, e-mail) stay queued for the worker that owns
-//! them; nothing is acknowledged that was not done.
+//! Background jobs the app itself handles (spec §11): permission-graph bootstrap and retries (including the
+//! relationships of users created at sign-in, `permissions.sync_user`), and expired-session cleanup. Jobs of
+//! kinds without a handler here (billing sync, e-mail) stay queued for the worker that owns them; nothing is
+//! acknowledged that was not done.
 
 use crate::app::App;
 use crate::permissions::{APPLY_JOB, GraphChange};
+use avb_auth::authorizer::bootstrap;
 use avb_core::jobs::{Job, kinds};
 use avb_core::{Ctx, RequestId, TenantId, UserId};
+use avb_tenancy::user::TenantJoin;
 use std::time::Duration;
 
 /// Kinds this runner handles.
 pub const HANDLED: &[&str] = &[
     kinds::PERMISSIONS_BOOTSTRAP_TENANT,
+    kinds::PERMISSIONS_SYNC_USER,
     APPLY_JOB,
     kinds::CLEANUP_SESSIONS,
 ];
@@ -87,6 +91,33 @@ impl JobRunner {
         Ctx::system(RequestId::generate(self.app.inner().ids.as_ref()), "jobs", tenant)
     }
 
+    /// `permissions.sync_user`: the relationships of a user who joined a tenant at sign-in (the authenticator
+    /// writes them at once; this is the durable retry). Writes the user's *current* roles, not the payload's: a
+    /// role an admin took away meanwhile (whose removal the users API wrote itself) is not granted back, and a
+    /// user deactivated or gone meanwhile gets nothing. `Touch` writes make a repeated run harmless.
+    async fn sync_user(&self, ctx: &Ctx, joined: &TenantJoin) -> Result<(), String> {
+        let scoped = Ctx::system(ctx.request_id().clone(), "jobs", Some(joined.tenant_id));
+        let user = match self.app.inner().users.get(&scoped, joined.user_id).await {
+            Ok(user) => user,
+            Err(avb_tenancy::Error::NotFound { .. }) => return Ok(()),
+            Err(err) => return Err(err.to_string()),
+        };
+        if !user.is_active || user.tenant_id != Some(joined.tenant_id) {
+            return Ok(());
+        }
+        let updates = bootstrap::user_joined_tenant(joined.tenant_id, user.id, &user.roles);
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.app
+            .inner()
+            .authorizer
+            .write_relationships(&scoped, &updates)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     async fn run(&self, job: &Job) -> Result<(), String> {
         let ctx = self.system_ctx(job.tenant_id);
         match job.kind.as_str() {
@@ -100,6 +131,11 @@ impl JobRunner {
                 .write(&self.app, &ctx)
                 .await
                 .map_err(|e| e.to_string())
+            }
+            kinds::PERMISSIONS_SYNC_USER => {
+                let joined: TenantJoin =
+                    serde_json::from_value(job.payload.clone()).map_err(|e| e.to_string())?;
+                self.sync_user(&ctx, &joined).await
             }
             APPLY_JOB => {
                 let change: GraphChange =

@@ -1,13 +1,29 @@
 //! One neutral call from credentials to a [`Principal`]: what every HTTP and WebSocket adapter uses, so both
 //! frameworks authenticate identically. An invalid credential is an error, never anonymous.
+//!
+//! # Users created at sign-in
+//! A bearer token of an unknown subject creates its user from the token's claims (roles from the token,
+//! `viewer` when there are none). Tenant roles are relations of the permission graph, so a user created in a
+//! tenant needs its relationships before its first request is authorized. Two writes see to that:
+//! - the user insert enqueues a `permissions.sync_user` job in the same unit of work
+//!   ([`UserService::sign_in_from_identity`]): the durable record, which the app's job runner writes until the
+//!   authorizer accepts it;
+//! - with an authorizer ([`Authenticator::with_authorizer`]), the authenticator writes the same relationships
+//!   right after creating the user, before it returns the principal — so the request that created the user is
+//!   already authorized by its roles. A failure there is logged, not fatal: the job retries it.
+//!
+//! Both happen once per created user; every later request of the user is served from the user cache or finds
+//! the stored user and writes nothing. (Of two simultaneous first requests of one identity, the one that finds
+//! the user its twin just created may be authorized a moment before the twin's write lands.)
 
 use crate::api_keys::ApiKeyAuthenticator;
+use crate::authorizer::{Authorizer, bootstrap};
 use crate::credentials::Credential;
 use crate::ephemeral::{ClientSecretGrant, ClientSecrets};
 use crate::identity::{IdentityProvider, VerifiedToken};
 use crate::{Error, Result};
 use avb_core::{Ctx, Principal, Role, UserPrincipal};
-use avb_tenancy::user::{IdentityClaims, UserService};
+use avb_tenancy::user::{IdentityClaims, TenantJoin, UserService};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -32,6 +48,7 @@ pub struct Authenticator {
     users: UserService,
     api_keys: Arc<ApiKeyAuthenticator>,
     client_secrets: ClientSecrets,
+    authorizer: Option<Arc<dyn Authorizer>>,
     user_cache: RwLock<HashMap<String, (VerifiedToken, UserPrincipal, Instant)>>,
 }
 
@@ -48,8 +65,18 @@ impl Authenticator {
             users,
             api_keys,
             client_secrets,
+            authorizer: None,
             user_cache: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Writes the tenant-role relationships of users created at sign-in to `authorizer` as soon as they are
+    /// created, so their first request is authorized by their roles (see the module documentation). Without it
+    /// only the `permissions.sync_user` job writes them, whenever the job runner gets to it.
+    #[must_use]
+    pub fn with_authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
+        self.authorizer = Some(authorizer);
+        self
     }
 
     /// The API-key authenticator (revocation hooks, usage flushing).
@@ -116,11 +143,15 @@ impl Authenticator {
                 .filter(|r| *r != Role::Sysadmin)
                 .collect(),
         };
-        let user = self
+        let signed_in = self
             .users
-            .upsert_from_identity(&system, claims)
+            .sign_in_from_identity(&system, claims)
             .await
             .map_err(Error::from_tenancy)?;
+        if let Some(joined) = &signed_in.joined {
+            self.grant_tenant_roles(&system, joined).await;
+        }
+        let user = signed_in.user;
         if !user.is_active {
             return Err(Error::AuthenticationFailed("user is deactivated".into()));
         }
@@ -145,6 +176,27 @@ impl Authenticator {
         }
         cache.insert(token.subject.clone(), (token, principal.clone(), Instant::now()));
         Ok(principal)
+    }
+
+    /// Writes the relationships of a user who just joined a tenant. Best effort: the `permissions.sync_user` job
+    /// enqueued with the user is the durable record and retries a failed write.
+    async fn grant_tenant_roles(&self, ctx: &Ctx, joined: &TenantJoin) {
+        let Some(authorizer) = &self.authorizer else {
+            return;
+        };
+        let updates = bootstrap::user_joined_tenant(joined.tenant_id, joined.user_id, &joined.roles);
+        if updates.is_empty() {
+            return;
+        }
+        if let Err(err) = authorizer.write_relationships(ctx, &updates).await {
+            tracing::warn!(
+                request_id = %ctx.request_id(),
+                user = %joined.user_id,
+                tenant = %joined.tenant_id,
+                error = %err,
+                "could not write a new user's role relationships; the queued job retries"
+            );
+        }
     }
 
     /// Forgets a user's cached mapping (after role changes or deactivation).

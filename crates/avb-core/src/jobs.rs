@@ -14,6 +14,9 @@ use std::time::Duration;
 pub mod kinds {
     /// Write the new tenant's relationships to the authorizer.
     pub const PERMISSIONS_BOOTSTRAP_TENANT: &str = "permissions.bootstrap_tenant";
+    /// Write a user's tenant-role relationships to the authorizer after the user joined a tenant at sign-in
+    /// (created from identity-provider claims); payload `{tenant_id, user_id, roles}`.
+    pub const PERMISSIONS_SYNC_USER: &str = "permissions.sync_user";
     /// Create or update the tenant's billing customer (spec `sync_tenant_to_billing`).
     pub const BILLING_SYNC_TENANT: &str = "billing.sync_tenant";
     /// Send the welcome e-mail to a tenant's first admin (spec `send_welcome_email`).

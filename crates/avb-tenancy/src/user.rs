@@ -145,6 +145,34 @@ pub struct IdentityClaims {
     pub roles: BTreeSet<Role>,
 }
 
+/// A user became a member of a tenant at sign-in (created in the tenant its identity-provider claims name): the
+/// payload of the [`kinds::PERMISSIONS_SYNC_USER`] job enqueued in the same unit of work as the user insert.
+///
+/// Tenant roles are relations of the permission graph, which lives outside the records' transaction. The job is
+/// the durable record that the user's relationships are owed: it exists if and only if the insert committed,
+/// and the job runner writes the relationships (idempotently) until the authorizer accepts them. The caller of
+/// [`UserService::sign_in_from_identity`] also gets this value back so it can write the same relationships at
+/// once, before the new user's first request is authorized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantJoin {
+    /// The tenant joined.
+    pub tenant_id: TenantId,
+    /// The user.
+    pub user_id: UserId,
+    /// The user's roles when they joined (a retry writes the user's *current* roles; see the job runner).
+    pub roles: BTreeSet<Role>,
+}
+
+/// What [`UserService::sign_in_from_identity`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySignIn {
+    /// The user behind the identity.
+    pub user: User,
+    /// `Some` when this sign-in created the user in a tenant (and enqueued [`kinds::PERMISSIONS_SYNC_USER`]);
+    /// `None` for an existing user (invited ones included) and for a user created without a tenant.
+    pub joined: Option<TenantJoin>,
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Service
 // ---------------------------------------------------------------------------------------------------------------
@@ -401,7 +429,18 @@ impl UserService {
     /// so an ordinary request does not write. Unlike the spec, a deactivated user is *not* reactivated by
     /// logging in. A user stored in one tenant cannot appear in another by claim (`permission_denied`), and an
     /// e-mail already linked to a different subject is `conflict`.
+    ///
+    /// [`UserService::sign_in_from_identity`] does the same and also says whether the user joined a tenant.
     pub async fn upsert_from_identity(&self, ctx: &Ctx, claims: IdentityClaims) -> Result<User> {
+        Ok(self.sign_in_from_identity(ctx, claims).await?.user)
+    }
+
+    /// [`UserService::upsert_from_identity`], reporting when the user joined a tenant, i.e. was created in the
+    /// claimed tenant. That insert enqueues a [`kinds::PERMISSIONS_SYNC_USER`] job with the [`TenantJoin`] in the
+    /// same unit of work, so the user's role relationships are durably owed. Existing users are never reported:
+    /// invited ones had their roles granted by the users API when invited, and later role changes go through it
+    /// too.
+    pub async fn sign_in_from_identity(&self, ctx: &Ctx, claims: IdentityClaims) -> Result<IdentitySignIn> {
         let claims = ValidClaims::from_claims(claims)?;
         let lookup = claims.clone();
         let found = self
@@ -415,7 +454,7 @@ impl UserService {
             Some(user) => {
                 let next = claims.applied_to(&user)?;
                 if next == user {
-                    return Ok(user);
+                    return Ok(IdentitySignIn { user, joined: None });
                 }
                 self.deps
                     .write(ctx, move |uow| {
@@ -423,7 +462,10 @@ impl UserService {
                             let current = uow.users().lock(user.id).await?;
                             let mut next = claims.applied_to(&current)?;
                             if next == current {
-                                return Ok(current);
+                                return Ok(IdentitySignIn {
+                                    user: current,
+                                    joined: None,
+                                });
                             }
                             next.updated_at = now;
                             let email = next.email.clone();
@@ -437,7 +479,10 @@ impl UserService {
                                     .values(old, new),
                             )
                             .await?;
-                            Ok(saved)
+                            Ok(IdentitySignIn {
+                                user: saved,
+                                joined: None,
+                            })
                         })
                     })
                     .await
@@ -465,7 +510,8 @@ impl UserService {
                                     .values(None, Some(to_json(&user))),
                             )
                             .await?;
-                            Ok(user)
+                            let joined = owe_relationships(uow, &user).await?;
+                            Ok(IdentitySignIn { user, joined })
                         })
                     })
                     .await
@@ -603,6 +649,30 @@ async fn find_identity(uow: &mut dyn UnitOfWork, claims: &ValidClaims) -> Result
         ..Default::default()
     };
     Ok(uow.users().list(&by_email, one).await?.items.into_iter().next())
+}
+
+/// Records, in the caller's unit of work, that `user` (just created in its tenant) is owed its role
+/// relationships: enqueues [`kinds::PERMISSIONS_SYNC_USER`] and returns its payload. A user without a tenant (or
+/// an inactive one) is owed nothing.
+async fn owe_relationships(uow: &mut dyn UnitOfWork, user: &User) -> Result<Option<TenantJoin>> {
+    let Some(tenant) = user.tenant_id else {
+        return Ok(None);
+    };
+    if !user.is_active {
+        return Ok(None);
+    }
+    let join = TenantJoin {
+        tenant_id: tenant,
+        user_id: user.id,
+        roles: user.roles.clone(),
+    };
+    uow.enqueue_job(NewJob::new(
+        kinds::PERMISSIONS_SYNC_USER,
+        Some(tenant),
+        to_json(&join),
+    ))
+    .await?;
+    Ok(Some(join))
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ mod openapi;
 mod projects;
 mod routes;
 mod sessions;
+mod sign_in;
 mod tenants;
 mod themes;
 mod users;

@@ -162,6 +162,17 @@ impl World {
 }
 
 impl Api {
+    /// Request helpers over an app assembled elsewhere (other adapters), whose storage is `store` and whose
+    /// identity provider is `jwt`.
+    pub fn over(app: App, store: MemoryStore, jwt: StaticJwtIdentity) -> Self {
+        Api {
+            app,
+            store,
+            jwt,
+            counter: AtomicU64::new(0),
+        }
+    }
+
     /// Creates and activates a `pro` tenant through the admin API, with an admin, a developer and a viewer.
     pub async fn org(&self, sysadmin: &str, slug: &str) -> Org {
         let admin_email = format!("admin@{slug}.test");

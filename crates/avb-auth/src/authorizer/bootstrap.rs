@@ -115,6 +115,17 @@ pub fn user_roles_changed(
         .collect()
 }
 
+/// A user joined `tenant` with `roles` at sign-in (created from identity-provider claims): one relation per
+/// tenant role. `sysadmin` is left out: the platform role comes from the identity provider with every token and
+/// is never granted as a tenant relation here.
+pub fn user_joined_tenant(tenant: TenantId, user: UserId, roles: &BTreeSet<Role>) -> Vec<RelationshipUpdate> {
+    roles
+        .iter()
+        .filter(|role| **role != Role::Sysadmin)
+        .map(|role| touch(tenant, role.as_str(), SubjectRef::user(user)))
+        .collect()
+}
+
 /// A user left `tenant`: every role relation of the user on it.
 pub fn user_removed_from_tenant(tenant: TenantId, user: UserId) -> RelationshipFilter {
     RelationshipFilter::resource(&tenant.into()).with_subject(SubjectFilter::exact(&SubjectRef::user(user)))
@@ -186,6 +197,31 @@ mod tests {
             })
             .collect();
         assert_eq!(rendered, ["delete admin", "touch billing"]);
+    }
+
+    #[test]
+    fn joining_a_tenant_touches_every_tenant_role_but_never_sysadmin() {
+        let (t, u) = (TenantId(Uuid::new_v4()), UserId(Uuid::new_v4()));
+        let roles: BTreeSet<Role> = [Role::Sysadmin, Role::Developer, Role::Billing].into();
+        let rendered: Vec<String> = user_joined_tenant(t, u, &roles)
+            .iter()
+            .map(|up| match up {
+                RelationshipUpdate::Touch(r) => {
+                    format!(
+                        "touch {}:{}#{}@{}",
+                        r.resource.object_type, r.resource.object_id, r.relation, r.subject.object.object_id
+                    )
+                }
+                other => format!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            rendered,
+            [
+                format!("touch tenant:{}#developer@{}", t.0, u.0),
+                format!("touch tenant:{}#billing@{}", t.0, u.0),
+            ]
+        );
     }
 
     #[test]

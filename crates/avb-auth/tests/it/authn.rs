@@ -1,16 +1,20 @@
 //! Authentication building blocks over the in-memory store: API-key validation with its hot cache and batched
 //! usage, ephemeral client secrets, and the authenticator that maps verified tokens to users.
 
+use avb_auth::adapters::local_authz::LocalAuthorizer;
 use avb_auth::adapters::static_jwt::{DevTokenRequest, StaticJwtBuilder};
 use avb_auth::api_keys::{ApiKeyAuthenticator, UsageBatcher};
 use avb_auth::authenticator::Authenticator;
+use avb_auth::authorizer::{
+    Authorizer, Consistency, ObjectRef, RelationshipFilter, SubjectFilter, SubjectRef,
+};
 use avb_auth::credentials::Credential;
 use avb_auth::ephemeral::ClientSecrets;
 use avb_core::{
     Clock, Ctx, ErrorCode, HasCode, ManualClock, Principal, RequestId, Role, SequentialIds, TenantId,
     UserPrincipal,
 };
-use avb_storage_memory::{MemoryEphemeralTokens, MemoryStore};
+use avb_storage_memory::{MemoryEphemeralTokens, MemoryRelationshipStore, MemoryStore};
 use avb_tenancy::TenancyDeps;
 use avb_tenancy::api_key::{ApiKeyService, CreateApiKeyRequest};
 use avb_tenancy::tenant::{CreateTenantRequest, TenantCreated, TenantService};
@@ -268,4 +272,124 @@ async fn jwt_users_are_mapped_once_and_deactivated_users_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidToken);
+}
+
+/// The tenant relations of `user` in `authz`, sorted.
+async fn tenant_relations(authz: &LocalAuthorizer, tenant: TenantId, user: avb_core::UserId) -> Vec<String> {
+    let filter = RelationshipFilter::resource(&ObjectRef::from(tenant))
+        .with_subject(SubjectFilter::exact(&SubjectRef::user(user)));
+    let mut relations: Vec<String> = authz
+        .read_relationships(&anonymous(), &filter, &Consistency::FullyConsistent)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.relation)
+        .collect();
+    relations.sort();
+    relations
+}
+
+#[tokio::test]
+async fn users_created_at_sign_in_get_their_tenant_roles_in_the_graph_once() {
+    let world = World::new().await;
+    let identity = StaticJwtBuilder::hs256(b"0123456789abcdef0123456789abcdef".to_vec())
+        .clock(world.clock.clone())
+        .build()
+        .unwrap();
+    let authz = Arc::new(LocalAuthorizer::new(Arc::new(MemoryRelationshipStore::new())).unwrap());
+    let service = ApiKeyService::new(world.deps.clone());
+    let authenticator = Authenticator::new(
+        Some(Arc::new(identity.clone())),
+        UserService::new(world.deps.clone()),
+        Arc::new(ApiKeyAuthenticator::new(
+            service.clone(),
+            world.clock.clone(),
+            UsageBatcher::new(service),
+        )),
+        ClientSecrets::new(Arc::new(MemoryEphemeralTokens::new()), world.clock.clone()),
+    )
+    .with_authorizer(authz.clone());
+    let mint = |subject: &str, email: &str, roles: Vec<Role>, tenant: Option<TenantId>| {
+        identity
+            .mint(&DevTokenRequest {
+                subject: subject.into(),
+                email: email.into(),
+                first_name: "New".into(),
+                last_name: "Comer".into(),
+                roles,
+                tenant_id: tenant,
+                ttl_secs: 300,
+            })
+            .unwrap()
+    };
+    let sign_in = |token: String| {
+        let authenticator = &authenticator;
+        async move {
+            match authenticator
+                .authenticate(&anonymous(), Some(&Credential::Jwt(token)))
+                .await
+                .unwrap()
+                .principal
+            {
+                Principal::User(user) => user,
+                other => panic!("a user principal, got {other:?}"),
+            }
+        }
+    };
+
+    // A new developer (who is also a platform sysadmin): the tenant role is in the graph when the principal is
+    // handed out; sysadmin stays a token role, never a tenant relation.
+    let token = mint(
+        "kc-dev",
+        "dev@acme.test",
+        vec![Role::Developer, Role::Sysadmin],
+        Some(world.tenant()),
+    );
+    let dev = sign_in(token.clone()).await;
+    assert_eq!(dev.roles, [Role::Sysadmin, Role::Developer].into());
+    assert_eq!(
+        tenant_relations(&authz, world.tenant(), dev.user_id).await,
+        ["developer"]
+    );
+
+    // Later sign-ins, cached or not, write nothing: remove the relation and it stays removed.
+    let filter = RelationshipFilter::resource(&ObjectRef::from(world.tenant()))
+        .with_subject(SubjectFilter::exact(&SubjectRef::user(dev.user_id)));
+    authz.delete_relationships(&anonymous(), &filter).await.unwrap();
+    assert_eq!(sign_in(token.clone()).await.user_id, dev.user_id);
+    authenticator.invalidate_user("kc-dev");
+    assert_eq!(sign_in(token).await.user_id, dev.user_id);
+    assert!(
+        tenant_relations(&authz, world.tenant(), dev.user_id)
+            .await
+            .is_empty()
+    );
+
+    // The existing admin, linked by e-mail at first sign-in, is not written here (the tenant bootstrap is).
+    let admin = sign_in(mint(
+        "kc-ada",
+        "admin@acme.test",
+        vec![Role::Admin],
+        Some(world.tenant()),
+    ))
+    .await;
+    assert_eq!(admin.user_id, world.created.admin.id);
+    assert!(
+        tenant_relations(&authz, world.tenant(), admin.user_id)
+            .await
+            .is_empty()
+    );
+
+    // A user without a tenant gets no relationship anywhere.
+    let nomad = sign_in(mint("kc-nomad", "nomad@x.test", vec![Role::Developer], None)).await;
+    assert_eq!(nomad.tenant_id, None);
+    let anywhere = RelationshipFilter::resource_type("tenant")
+        .with_subject(SubjectFilter::exact(&SubjectRef::user(nomad.user_id)));
+    assert!(
+        authz
+            .read_relationships(&anonymous(), &anywhere, &Consistency::FullyConsistent)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 /// Every job kind the services enqueue.
 pub const JOB_KINDS: &[&str] = &[
     kinds::PERMISSIONS_BOOTSTRAP_TENANT,
+    kinds::PERMISSIONS_SYNC_USER,
     kinds::BILLING_SYNC_TENANT,
     kinds::EMAIL_WELCOME,
     kinds::EMAIL_INVITE,

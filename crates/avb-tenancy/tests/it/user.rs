@@ -6,7 +6,9 @@ use avb_core::jobs::kinds;
 use avb_core::{PageRequest, Role, ThemeId, UserId};
 use avb_tenancy::model::{TenantTier, Theme};
 use avb_tenancy::store::UserFilter;
-use avb_tenancy::user::{ChangeRolesRequest, IdentityClaims, InviteUserRequest, UpdateProfileRequest};
+use avb_tenancy::user::{
+    ChangeRolesRequest, IdentityClaims, InviteUserRequest, TenantJoin, UpdateProfileRequest,
+};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -585,6 +587,79 @@ async fn identity_upsert_creates_then_only_writes_when_something_changed() {
     assert_eq!(updated.last_name, "Cloakwell");
     assert_eq!(updated.roles, BTreeSet::from([Role::Developer]));
     assert_eq!(updated.version, created.version + 1);
+}
+
+#[tokio::test]
+async fn identity_sign_in_owes_relationships_exactly_when_a_user_joins_a_tenant() {
+    let w = World::new();
+    let a = w.tenant("alpha", TenantTier::Pro).await;
+    w.drain_jobs().await;
+    let sys = w.system();
+    let sync_jobs = |jobs: Vec<avb_core::jobs::Job>| {
+        jobs.into_iter()
+            .map(|j| (j.kind, j.tenant_id, j.payload))
+            .collect::<Vec<_>>()
+    };
+
+    // Created in the claimed tenant: the join is reported, and recorded by a job of the same unit of work.
+    let signed = w
+        .users
+        .sign_in_from_identity(&sys, claims("kc-1", "kay@alpha.example", Some(a.tenant.id)))
+        .await
+        .unwrap();
+    let join = TenantJoin {
+        tenant_id: a.tenant.id,
+        user_id: signed.user.id,
+        roles: BTreeSet::from([Role::Developer]),
+    };
+    assert_eq!(signed.joined.as_ref(), Some(&join));
+    assert_eq!(
+        sync_jobs(w.drain_jobs().await),
+        [(
+            kinds::PERMISSIONS_SYNC_USER.to_owned(),
+            Some(a.tenant.id),
+            json!({ "tenant_id": a.tenant.id, "user_id": signed.user.id, "roles": ["developer"] })
+        )]
+    );
+
+    // The same identity again (even with a changed name): nothing is owed, no job.
+    let mut renamed = claims("kc-1", "kay@alpha.example", Some(a.tenant.id));
+    renamed.last_name = "Cloakwell".into();
+    let again = w.users.sign_in_from_identity(&sys, renamed).await.unwrap();
+    assert_eq!((again.user.id, again.joined), (signed.user.id, None));
+    assert!(w.drain_jobs().await.is_empty());
+
+    // An invited user linked at first sign-in had its roles granted by the users API when invited.
+    w.users
+        .invite(&w.admin(&a), invite("grace@alpha.example", &["operator"]))
+        .await
+        .unwrap();
+    w.drain_jobs().await;
+    let linked = w
+        .users
+        .sign_in_from_identity(&sys, claims("kc-grace", "grace@alpha.example", Some(a.tenant.id)))
+        .await
+        .unwrap();
+    assert_eq!(linked.joined, None);
+    assert!(w.drain_jobs().await.is_empty());
+
+    // Without a tenant nothing is owed.
+    let nomad = w
+        .users
+        .sign_in_from_identity(&sys, claims("kc-nomad", "nomad@x.example", None))
+        .await
+        .unwrap();
+    assert_eq!((nomad.user.tenant_id, nomad.joined), (None, None));
+    assert!(w.drain_jobs().await.is_empty());
+
+    // `upsert_from_identity` is the same sign-in without the report.
+    let plain = w
+        .users
+        .upsert_from_identity(&sys, claims("kc-2", "second@alpha.example", Some(a.tenant.id)))
+        .await
+        .unwrap();
+    assert_eq!(plain.roles, BTreeSet::from([Role::Developer]));
+    assert_eq!(w.drain_jobs().await.len(), 1);
 }
 
 #[tokio::test]
