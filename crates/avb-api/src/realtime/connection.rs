@@ -134,6 +134,7 @@ impl RealtimeConnection {
             .metrics
             .gauge_add("avb_websocket_connections", &kind_label, 1.0);
         inner.metrics.gauge_add("avb_active_sessions", &tenant_label, 1.0);
+        announce(&app, &op(), &record, "session.started", serde_json::json!({})).await;
 
         // Operators end sessions through the REST API, possibly on another replica: listen on the session group.
         let group = Group::Session {
@@ -337,6 +338,14 @@ impl RealtimeConnection {
         inner
             .metrics
             .observe("avb_session_duration_seconds", &tenant_label, seconds);
+        announce(
+            &app,
+            &op(),
+            &record,
+            "session.ended",
+            serde_json::json!({ "status": status.as_str(), "duration_seconds": seconds }),
+        )
+        .await;
         tracing::info!(
             session = %record.id,
             tenant = %record.tenant_id,
@@ -349,6 +358,29 @@ impl RealtimeConnection {
             "realtime_closed"
         );
         close
+    }
+}
+
+/// Tells the tenant group (dashboards on `/ws/v2/events`, any replica) that a session started or ended.
+async fn announce(app: &App, ctx: &Ctx, record: &Session, kind: &str, extra: serde_json::Value) {
+    let mut data = serde_json::json!({
+        "session_id": record.id,
+        "project_id": record.project_id,
+        "api_key_id": record.api_key_id,
+    });
+    if let (Some(map), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    let event = avb_core::events::BusEvent {
+        kind: kind.to_owned(),
+        data,
+        timestamp: app.inner().clock.now(),
+    };
+    let group = Group::Tenant {
+        tenant: record.tenant_id,
+    };
+    if let Err(err) = app.inner().events.publish(ctx, group, event).await {
+        tracing::warn!(session = %record.id, error = %err, "session event not broadcast");
     }
 }
 

@@ -522,3 +522,40 @@ async fn an_idle_session_is_closed_with_an_error_event_first() {
     );
     assert_eq!(finished_session(&server, &id).await["status"], "completed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_start_and_end_are_announced_to_the_tenant_group() {
+    use avb_core::events::{Delivery, Group};
+    let (server, _dir) = server(json!({})).await;
+    let tenant: avb_core::TenantId = server.tenant_id.parse().unwrap();
+    let ctx = avb_core::Ctx::system(
+        avb_core::RequestId::generate(&avb_core::UuidV7Ids),
+        "test",
+        Some(tenant),
+    );
+    let mut sub = server
+        .app()
+        .inner()
+        .events
+        .subscribe(&ctx, &[Group::Tenant { tenant }])
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", server.api_key);
+    let (mut socket, _) = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    let id = record_id(&next_event(&mut socket).await);
+    close(socket).await;
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let delivery = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        if let Delivery::Event { event, .. } = delivery {
+            assert_eq!(event.data["session_id"], id.as_str());
+            kinds.push(event.kind);
+        }
+    }
+    assert_eq!(kinds, ["session.started", "session.ended"]);
+}
