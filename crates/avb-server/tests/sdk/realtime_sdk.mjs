@@ -613,6 +613,9 @@ class Run {
     ];
     equal(next.slice(0, turn.length).map((e) => e.type), turn, 'the interrupting turn');
     equal([next[0].item_id, next[1].item_id, next[1].previous_item_id], [speechItem, speechItem, assistantId], 'interrupting turn ids');
+    // Same fixture, same session timeline as the server-VAD scenario: the turn spans the utterance.
+    const [start, end] = [events[at].audio_start_ms, next[0].audio_end_ms];
+    check(start >= 100 && start <= 450 && end >= 2000 && end <= 2900, `interrupting turn ${start}–${end} ms`);
     checkResponse(c, next.slice(turn.length), this.reply, true, speechItem);
     await c.quiet();
     return { cut_after_ms: receivedMs, truncated_at_ms: playedMs, user_item: user.item.id };

@@ -669,7 +669,8 @@ class Run:
         pcm = b"".join(base64.b64decode(e.delta) for e in events if e.type == c.n("audio_delta"))
         received_ms = len(pcm) // BYTES_PER_MS
         check(received_ms >= 2, f"{len(pcm)} audio bytes before the barge-in")
-        speech_item = events[at].item_id
+        speech_started = events[at]
+        speech_item = speech_started.item_id
 
         # The app stopped playback half-way through what it had: truncate the assistant's audio there.
         played_ms = received_ms // 2
@@ -707,6 +708,9 @@ class Run:
         equal(events[0].item_id, speech_item, "speech_stopped item_id")
         equal(events[1].item_id, speech_item, "committed item_id")
         equal(events[1].previous_item_id, assistant_id, "committed previous_item_id (after the cut reply)")
+        # Same fixture, same session timeline as the server-VAD scenario: the turn spans the utterance.
+        start, end = speech_started.audio_start_ms, events[0].audio_end_ms
+        check(100 <= start <= 450 and 2000 <= end <= 2900, f"interrupting turn {start}–{end} ms")
         check_response(c, events[len(turn) :], self.reply, audio=True, previous_item_id=speech_item)
         await c.quiet()
         return {"cut_after_ms": received_ms, "truncated_at_ms": played_ms, "user_item": user.item.id}
