@@ -176,9 +176,9 @@ pub struct ServerConfig {
     /// `DB_STATEMENT_TIMEOUT_SECONDS` (default 30).
     #[serde(default = "default_db_statement_timeout")]
     pub db_statement_timeout_seconds: u64,
-    /// `DB_HEALTH_CHECKS` (spec `CONN_HEALTH_CHECKS`, default on): check a pooled connection with a round trip
-    /// before each use, so connections broken by a database restart are replaced instead of failing a request
-    /// each. Costs one round trip per unit of work.
+    /// `DB_HEALTH_CHECKS` (spec `CONN_HEALTH_CHECKS`, default on): check a pooled connection that sat idle for a
+    /// second or more with a round trip before use, so connections broken by a database restart are replaced
+    /// instead of failing a request each (connections are also checked when released to the pool).
     #[serde(default = "default_true")]
     pub db_health_checks: bool,
     /// `AVB_MIGRATE_ON_START`: apply pending migrations before serving (default on; concurrent replicas
@@ -263,9 +263,14 @@ impl ServerConfig {
         figment = figment.merge(
             Env::raw()
                 .map(|k| k.as_str().to_ascii_lowercase().into())
-                .only(&ENV_KEYS),
+                .only(&env_keys()),
         );
+        // `PORT` (as set by most platforms) wins; it must be a number like `AVB_PORT`.
         if let Ok(port) = std::env::var("PORT") {
+            let port: u16 = port
+                .trim()
+                .parse()
+                .map_err(|e| ConfigError(format!("PORT={port:?}: {e}")))?;
             figment = figment.merge(("port", port));
         }
         figment.extract().map_err(|e| ConfigError(e.to_string()))
@@ -303,62 +308,37 @@ impl ServerConfig {
     }
 }
 
-/// The environment variables read (lower-cased), so unrelated variables can never collide with a field.
-const ENV_KEYS: [&str; 49] = [
-    "host",
-    "avb_host",
-    "port",
-    "avb_port",
-    "debug",
-    "cors_allowed_origins",
-    "max_body_bytes",
-    "request_timeout_seconds",
-    "rate_limit_default_per_minute",
-    "rate_limit_default_per_hour",
-    "rate_limit_api_key_per_minute",
-    "rate_limit_api_key_per_hour",
-    "rate_limit_admin_per_minute",
-    "rate_limit_admin_per_hour",
-    "avb_jwt_secret",
-    "avb_jwt_issuer",
-    "keycloak_url",
-    "keycloak_realm",
-    "keycloak_client_id",
-    "keycloak_client_secret",
-    "keycloak_audience",
-    "spicedb_endpoint",
-    "spicedb_token",
-    "spicedb_insecure",
-    "database_url",
-    "redis_url",
-    "lago_api_url",
-    "lago_api_key",
-    "ff_billing",
-    "ff_custom_themes",
-    "ff_voice_cloning",
-    "avb_bootstrap",
-    "db_host",
-    "db_name",
-    "db_user",
-    "db_port",
-    "db_password",
-    "db_schema",
-    "db_pool_size",
-    "db_max_lifetime_seconds",
-    "db_acquire_timeout_seconds",
-    "db_connect_timeout_seconds",
-    "db_statement_timeout_seconds",
-    "avb_migrate_on_start",
-    "db_health_checks",
-    "avb_redis_key_prefix",
-    "avb_redis_timeout_seconds",
-    "avb_rate_limit_on_redis_failure",
-    "avb_jobs",
-];
+/// The environment variables read (lower-cased): every field of [`ServerConfig`] (taken from its `Deserialize`
+/// implementation, so a new setting can never be silently ignored) plus the aliases. Only these are read, so
+/// unrelated variables can never collide with a field.
+fn env_keys() -> Vec<&'static str> {
+    let mut keys = serde_aux::serde_introspection::serde_introspect::<ServerConfig>().to_vec();
+    keys.extend(["avb_host", "avb_port"]);
+    keys
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_setting_is_read_from_the_environment() {
+        let keys = env_keys();
+        for field in [
+            "avb_tls_cert",
+            "avb_voice_script",
+            "realtime_max_sessions_per_tenant",
+            "database_url",
+            "avb_jobs",
+            "port",
+            "avb_port",
+        ] {
+            assert!(keys.contains(&field), "{field} is not read from the environment");
+        }
+        // The fields plus the two aliases, nothing else.
+        let fields = serde_aux::serde_introspection::serde_introspect::<ServerConfig>();
+        assert_eq!(keys.len(), fields.len() + 2);
+    }
 
     #[test]
     fn secrets_are_redacted_in_debug() {
