@@ -6,7 +6,7 @@ use avb_core::events::{Delivery, Group, Subscription};
 use avb_core::{Ctx, SessionId, TenantId};
 use avb_tenancy::model::{Session, SessionStatus};
 use avb_tenancy::session::{FinishSessionRequest, SessionOutcome, SessionUsage};
-use avb_voice::realtime::engine::{RealtimeSession, SessionPorts, SessionSummary};
+use avb_voice::realtime::engine::{RealtimeSession, SessionObserver, SessionPorts, SessionSummary};
 use avb_voice::realtime::protocol::{Dialect, ErrorObject, ServerEvent, SessionConfig, encode_server};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -162,7 +162,7 @@ impl RealtimeConnection {
             engine_out.clone(),
         )
         .with_session_id(format!("sess_{}", record.id.as_uuid().simple()))
-        .with_observer(observer);
+        .with_observer(observer.clone());
         let engine_done = CancellationToken::new();
 
         let engine_task = {
@@ -231,6 +231,8 @@ impl RealtimeConnection {
                                     "binary frames are not part of the protocol ({len} bytes ignored); send JSON text frames"
                                 ),
                             );
+                            // Stored like the engine's own errors (the observer sees it before it is sent).
+                            observer.observe(&ServerEvent::Error { error: error.clone() });
                             send_error(&engine_out, dialect, &app, error).await;
                         }
                     }
@@ -240,6 +242,8 @@ impl RealtimeConnection {
                 // `outbound` ends when the engine's is the last one left and the engine is done.
                 drop(to_engine);
                 drop(engine_out);
+                // The recorder finishes once every observer is gone.
+                drop(observer);
                 ending
             }
         };
