@@ -79,8 +79,10 @@ pub struct PgConfig {
     pub schema: Option<String>,
     /// `application_name` shown in `pg_stat_activity`.
     pub application_name: String,
-    /// Check a pooled connection with a round trip before handing it out (spec `CONN_HEALTH_CHECKS`, default
-    /// true): after a database restart, stale connections are replaced instead of failing a request each.
+    /// Check a pooled connection with a round trip before handing it out when it has been idle for a second or
+    /// more (spec `CONN_HEALTH_CHECKS`, default true): after a database restart, stale connections are replaced
+    /// instead of failing a request each. Connections are also checked when released to the pool, so one
+    /// reused at once needs no second check.
     pub test_before_acquire: bool,
 }
 
