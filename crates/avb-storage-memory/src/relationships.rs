@@ -7,7 +7,9 @@
 //! descending the ordered set by string comparisons; grouping by object rather than by relation means the
 //! several relations a check reads on one object share one probe's cache lines. All three are `imbl`
 //! structures: a snapshot is a pointer copy, so an evaluation reads one consistent revision while writers
-//! carry on, and every write updates the three together (a stale index would be a wrong answer).
+//! carry on, and every write updates the three together (a stale index would be a wrong answer). Keys pack
+//! their strings into one shared allocation ([`Fields`]): a write copies the set nodes it touches, and with
+//! them their keys, which then costs reference counts rather than a string allocation per field.
 
 use async_trait::async_trait;
 use avb_auth::authorizer::{
@@ -44,132 +46,147 @@ struct State {
     by_object: HashMap<ObjectKey, Tuples>,
 }
 
-/// Tuple keyed for lookups by resource. The subject relation sorts before the subject id so that "all
-/// `group#member` subjects of this relation" is one range; `""` stands for a plain object (`...`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct ResourceKey {
-    rtype: String,
-    rid: String,
-    rel: String,
-    stype: String,
-    srel: String,
-    sid: String,
+/// `N` strings in one shared allocation, with the offsets that split them, compared field by field (so a
+/// set orders them as the tuple of fields). Persistent sets copy the nodes a write touches, and with them
+/// their keys: for this type that is a reference count rather than one string allocation per field, and a
+/// comparison reads one allocation rather than one per field.
+#[derive(Debug, Clone)]
+struct Fields<const N: usize> {
+    text: Arc<str>,
+    /// Where each field ends in `text`.
+    ends: [usize; N],
 }
 
-/// Tuple keyed for lookups by subject.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct SubjectKey {
-    stype: String,
-    sid: String,
-    srel: String,
-    rtype: String,
-    rid: String,
-    rel: String,
-}
-
-impl ResourceKey {
-    fn of(r: &Relationship) -> Self {
+impl<const N: usize> Fields<N> {
+    fn new(fields: [&str; N]) -> Self {
+        let mut ends = [0; N];
+        let mut at = 0;
+        for (end, field) in ends.iter_mut().zip(fields) {
+            at += field.len();
+            *end = at;
+        }
         Self {
-            rtype: r.resource.object_type.clone(),
-            rid: r.resource.object_id.clone(),
-            rel: r.relation.clone(),
-            stype: r.subject.object.object_type.clone(),
-            srel: r.subject.optional_relation.clone().unwrap_or_default(),
-            sid: r.subject.object.object_id.clone(),
+            text: fields.concat().into(),
+            ends,
         }
     }
 
+    fn get(&self) -> [&str; N] {
+        let mut start = 0;
+        self.ends.map(|end| {
+            let field = self.text.get(start..end).unwrap_or_default();
+            start = end;
+            field
+        })
+    }
+}
+
+impl<const N: usize> PartialEq for Fields<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl<const N: usize> Eq for Fields<N> {}
+
+impl<const N: usize> PartialOrd for Fields<N> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<const N: usize> Ord for Fields<N> {
+    /// Field by field, stopping at the first that differs (without splitting the rest).
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (mut a_start, mut b_start) = (0, 0);
+        for (&a_end, &b_end) in self.ends.iter().zip(&other.ends) {
+            let a = self.text.get(a_start..a_end).unwrap_or_default();
+            let b = other.text.get(b_start..b_end).unwrap_or_default();
+            match a.cmp(b) {
+                Ordering::Equal => {}
+                unequal => return unequal,
+            }
+            (a_start, b_start) = (a_end, b_end);
+        }
+        Ordering::Equal
+    }
+}
+
+/// Tuple keyed for lookups by resource: type, id, relation, subject type, subject relation, subject id. The
+/// subject relation sorts before the subject id so that "all `group#member` subjects of this relation" is
+/// one range; `""` stands for a plain object (`...`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ResourceKey(Fields<6>);
+
+/// Tuple keyed for lookups by subject: subject type, subject id, subject relation, type, id, relation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct SubjectKey(Fields<6>);
+
+impl ResourceKey {
+    fn of(r: &Relationship) -> Self {
+        Self(Fields::new([
+            &r.resource.object_type,
+            &r.resource.object_id,
+            &r.relation,
+            &r.subject.object.object_type,
+            r.subject.optional_relation.as_deref().unwrap_or_default(),
+            &r.subject.object.object_id,
+        ]))
+    }
+
     fn to_relationship(&self) -> Relationship {
-        relationship(
-            &self.rtype,
-            &self.rid,
-            &self.rel,
-            &self.stype,
-            &self.sid,
-            &self.srel,
-        )
+        let [rtype, rid, rel, stype, srel, sid] = self.0.get();
+        relationship(rtype, rid, rel, stype, sid, srel)
     }
 
     /// The fields of `filter` that form a contiguous key prefix, padded with the smallest strings.
     fn lower_bound(filter: &RelationshipFilter) -> (Self, usize) {
-        let mut fields: Vec<String> = Vec::with_capacity(6);
         let subject = filter.subject.as_ref();
         let candidates = [
-            filter.resource_type.clone(),
-            filter.resource_id.clone(),
-            filter.relation.clone(),
-            subject.map(|s| s.subject_type.clone()),
+            filter.resource_type.as_deref(),
+            filter.resource_id.as_deref(),
+            filter.relation.as_deref(),
+            subject.map(|s| s.subject_type.as_str()),
             subject.and_then(|s| match &s.relation {
                 SubjectRelationFilter::Any => None,
-                SubjectRelationFilter::Ellipsis => Some(String::new()),
-                SubjectRelationFilter::Relation(rel) => Some(rel.clone()),
+                SubjectRelationFilter::Ellipsis => Some(""),
+                SubjectRelationFilter::Relation(rel) => Some(rel.as_str()),
             }),
-            subject.and_then(|s| s.subject_id.clone()),
+            subject.and_then(|s| s.subject_id.as_deref()),
         ];
-        for field in candidates {
-            match field {
-                Some(value) => fields.push(value),
-                None => break,
-            }
+        let len = candidates.iter().take_while(|field| field.is_some()).count();
+        let mut fields = [""; 6];
+        for (field, candidate) in fields.iter_mut().zip(candidates).take(len) {
+            *field = candidate.unwrap_or_default();
         }
-        let len = fields.len();
-        let mut it = fields.into_iter();
-        let mut next = || it.next().unwrap_or_default();
-        (
-            Self {
-                rtype: next(),
-                rid: next(),
-                rel: next(),
-                stype: next(),
-                srel: next(),
-                sid: next(),
-            },
-            len,
-        )
+        (Self(Fields::new(fields)), len)
     }
 
     fn shares_prefix(&self, other: &Self, len: usize) -> bool {
-        let a = [
-            &self.rtype,
-            &self.rid,
-            &self.rel,
-            &self.stype,
-            &self.srel,
-            &self.sid,
-        ];
-        let b = [
-            &other.rtype,
-            &other.rid,
-            &other.rel,
-            &other.stype,
-            &other.srel,
-            &other.sid,
-        ];
-        a.iter().zip(b.iter()).take(len).all(|(x, y)| x == y)
+        self.0
+            .get()
+            .iter()
+            .zip(other.0.get().iter())
+            .take(len)
+            .all(|(x, y)| x == y)
     }
 }
 
 impl SubjectKey {
     fn of(r: &Relationship) -> Self {
-        Self {
-            stype: r.subject.object.object_type.clone(),
-            sid: r.subject.object.object_id.clone(),
-            srel: r.subject.optional_relation.clone().unwrap_or_default(),
-            rtype: r.resource.object_type.clone(),
-            rid: r.resource.object_id.clone(),
-            rel: r.relation.clone(),
-        }
+        Self(Fields::new([
+            &r.subject.object.object_type,
+            &r.subject.object.object_id,
+            r.subject.optional_relation.as_deref().unwrap_or_default(),
+            &r.resource.object_type,
+            &r.resource.object_id,
+            &r.relation,
+        ]))
     }
 
     fn to_relationship(&self) -> Relationship {
-        relationship(
-            &self.rtype,
-            &self.rid,
-            &self.rel,
-            &self.stype,
-            &self.sid,
-            &self.srel,
-        )
+        let [stype, sid, srel, rtype, rid, rel] = self.0.get();
+        relationship(rtype, rid, rel, stype, sid, srel)
     }
 }
 
@@ -202,20 +219,19 @@ impl ObjectParts for ObjectView<'_> {
     }
 }
 
-/// A stored object: type and id in one allocation, with the length that splits them (unambiguous whatever
-/// the strings contain).
+/// A stored object: type and id in one shared allocation (a write copies index nodes, and with them their
+/// keys: a reference count, not a string), with the length that splits them (unambiguous whatever the
+/// strings contain).
 #[derive(Debug, Clone)]
 struct ObjectKey {
-    text: Box<str>,
+    text: Arc<str>,
     type_len: usize,
 }
 
 impl ObjectKey {
     fn of(object: &ObjectRef) -> Self {
         Self {
-            text: [object.object_type.as_str(), &object.object_id]
-                .concat()
-                .into_boxed_str(),
+            text: [object.object_type.as_str(), &object.object_id].concat().into(),
             type_len: object.object_type.len(),
         }
     }
@@ -248,56 +264,22 @@ impl<'a> Borrow<dyn ObjectParts + 'a> for ObjectKey {
     }
 }
 
-/// The rest of a tuple once its object is known, `relation@subject`, in one allocation: relation, subject
-/// type, subject relation (`""` for a plain object), subject id. Ordered in that order, like
-/// [`ResourceKey`]'s tail, so "every `group#member` on this relation" is one contiguous run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Held {
-    text: Box<str>,
-    /// Lengths of the relation, the subject type and the subject relation; the id is the rest.
-    lens: [usize; 3],
-}
+/// The rest of a tuple once its object is known, `relation@subject`: relation, subject type, subject
+/// relation (`""` for a plain object), subject id. Ordered in that order, like [`ResourceKey`]'s tail, so
+/// "every `group#member` on this relation" is one contiguous run.
+type Held = Fields<4>;
 
-/// (relation, subject type, subject relation, subject id).
-type HeldParts<'a> = (&'a str, &'a str, &'a str, &'a str);
-
-impl Held {
-    fn new((rel, stype, srel, sid): HeldParts<'_>) -> Self {
-        Self {
-            text: [rel, stype, srel, sid].concat().into_boxed_str(),
-            lens: [rel.len(), stype.len(), srel.len()],
-        }
-    }
-
-    fn parts(&self) -> HeldParts<'_> {
-        let [rel_len, type_len, srel_len] = self.lens;
-        let (rel, rest) = self.text.split_at_checked(rel_len).unwrap_or_default();
-        let (stype, rest) = rest.split_at_checked(type_len).unwrap_or_default();
-        let (srel, sid) = rest.split_at_checked(srel_len).unwrap_or_default();
-        (rel, stype, srel, sid)
-    }
-}
+/// The fields of a [`Held`].
+type HeldParts<'a> = [&'a str; 4];
 
 /// The parts of `r` that follow its object.
 fn held_parts(r: &Relationship) -> HeldParts<'_> {
-    (
+    [
         &r.relation,
         &r.subject.object.object_type,
         r.subject.optional_relation.as_deref().unwrap_or_default(),
         &r.subject.object.object_id,
-    )
-}
-
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Held {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.parts().cmp(&other.parts())
-    }
+    ]
 }
 
 /// Tuples an object holds as a packed list up to this many, as a persistent set beyond.
@@ -307,13 +289,13 @@ const FEW: usize = 32;
 /// tuple's parts end. Searching it touches a few contiguous cache lines, where a list of separately
 /// allocated tuples would miss the cache once per comparison.
 #[derive(Debug, Clone, Default)]
-struct Packed {
+struct TupleList {
     text: String,
     /// Per tuple, the end offsets in `text` of its relation, subject type, subject relation and subject id.
     ends: Vec<[usize; 4]>,
 }
 
-impl Packed {
+impl TupleList {
     fn len(&self) -> usize {
         self.ends.len()
     }
@@ -322,12 +304,12 @@ impl Packed {
     fn parts_at(&self, start: usize, ends: [usize; 4]) -> HeldParts<'_> {
         let [rel, stype, srel, sid] = ends;
         let part = |from: usize, to: usize| self.text.get(from..to).unwrap_or_default();
-        (
+        [
             part(start, rel),
             part(rel, stype),
             part(stype, srel),
             part(srel, sid),
-        )
+        ]
     }
 
     fn start_of(&self, index: usize) -> usize {
@@ -369,7 +351,7 @@ impl Packed {
         low
     }
 
-    fn insert(&mut self, at: usize, (rel, stype, srel, sid): HeldParts<'_>) {
+    fn insert(&mut self, at: usize, [rel, stype, srel, sid]: HeldParts<'_>) {
         let start = self.start_of(at);
         let added = rel.len() + stype.len() + srel.len() + sid.len();
         self.text.insert_str(start, &[rel, stype, srel, sid].concat());
@@ -401,7 +383,7 @@ impl Packed {
     }
 }
 
-impl<'a> FromIterator<HeldParts<'a>> for Packed {
+impl<'a> FromIterator<HeldParts<'a>> for TupleList {
     fn from_iter<I: IntoIterator<Item = HeldParts<'a>>>(iter: I) -> Self {
         let mut packed = Self::default();
         for parts in iter {
@@ -416,13 +398,13 @@ impl<'a> FromIterator<HeldParts<'a>> for Packed {
 /// stays O(log n) however many tuples it holds.
 #[derive(Debug, Clone)]
 enum Tuples {
-    Few(Arc<Packed>),
+    Few(Arc<TupleList>),
     Many(OrdSet<Held>),
 }
 
 impl Tuples {
     fn one(parts: HeldParts<'_>) -> Self {
-        Self::Few(Arc::new(Packed::from_iter([parts])))
+        Self::Few(Arc::new(TupleList::from_iter([parts])))
     }
 
     fn is_empty(&self) -> bool {
@@ -441,7 +423,7 @@ impl Tuples {
                 if list.len() < FEW {
                     Arc::make_mut(list).insert(at, parts);
                 } else {
-                    let mut set: OrdSet<Held> = list.iter().map(Held::new).collect();
+                    let mut set: OrdSet<Held> = list.iter().map(Fields::new).collect();
                     set.insert(Held::new(parts));
                     *self = Self::Many(set);
                 }
@@ -464,7 +446,7 @@ impl Tuples {
                 // Back to a list well below the threshold, so an object hovering around it does not convert
                 // on every write.
                 if set.len() <= FEW / 2 {
-                    *self = Self::Few(Arc::new(set.iter().map(Held::parts).collect()));
+                    *self = Self::Few(Arc::new(set.iter().map(Fields::get).collect()));
                 }
             }
         }
@@ -480,7 +462,7 @@ impl Tuples {
             Self::Many(set) => {
                 let bound = Held::new(lower);
                 let run = set.range((Bound::Included(&bound), Bound::Unbounded));
-                (None, Some(run.map(Held::parts)))
+                (None, Some(run.map(Fields::get)))
             }
         };
         few.into_iter().flatten().chain(many.into_iter().flatten())
@@ -546,21 +528,18 @@ impl State {
                     SubjectRelationFilter::Any => 2,
                     SubjectRelationFilter::Ellipsis | SubjectRelationFilter::Relation(_) => 3,
                 };
-                let lower = SubjectKey {
-                    stype: subject.subject_type.clone(),
-                    sid: subject.subject_id.clone().unwrap_or_default(),
-                    srel: match &subject.relation {
-                        SubjectRelationFilter::Relation(rel) => rel.clone(),
-                        SubjectRelationFilter::Any | SubjectRelationFilter::Ellipsis => String::new(),
-                    },
-                    rtype: String::new(),
-                    rid: String::new(),
-                    rel: String::new(),
+                let (want_type, want_id) = (
+                    subject.subject_type.as_str(),
+                    subject.subject_id.as_deref().unwrap_or_default(),
+                );
+                let want_rel = match &subject.relation {
+                    SubjectRelationFilter::Relation(rel) => rel.as_str(),
+                    SubjectRelationFilter::Any | SubjectRelationFilter::Ellipsis => "",
                 };
-                for key in self.by_subject.range((Bound::Included(&lower), Bound::Unbounded)) {
-                    let same = key.stype == lower.stype
-                        && key.sid == lower.sid
-                        && (prefix_len == 2 || key.srel == lower.srel);
+                let bound = SubjectKey(Fields::new([want_type, want_id, want_rel, "", "", ""]));
+                for key in self.by_subject.range((Bound::Included(&bound), Bound::Unbounded)) {
+                    let [stype, sid, srel, ..] = key.0.get();
+                    let same = stype == want_type && sid == want_id && (prefix_len == 2 || srel == want_rel);
                     if !same || out.len() >= limit {
                         break;
                     }
@@ -614,13 +593,13 @@ impl State {
             SubjectRelationFilter::Relation(rel) => Some(rel.as_str()),
         });
         let sid = srel.and(subject.and_then(|s| s.subject_id.as_deref()));
-        let lower = (
+        let lower = [
             rel,
             stype.unwrap_or_default(),
             srel.unwrap_or_default(),
             sid.unwrap_or_default(),
-        );
-        for (held_rel, held_type, held_srel, held_id) in tuples.from(lower) {
+        ];
+        for [held_rel, held_type, held_srel, held_id] in tuples.from(lower) {
             let in_prefix = held_rel == rel
                 && stype.is_none_or(|t| t == held_type)
                 && srel.is_none_or(|r| r == held_srel)
@@ -806,12 +785,12 @@ mod tests {
         for (object, tuples) in &state.by_object {
             assert!(!tuples.is_empty(), "empty entry for {object:?}");
             let (rtype, rid) = object.parts();
-            let held: Vec<_> = tuples.from(("", "", "", "")).collect();
+            let held: Vec<_> = tuples.from(["", "", "", ""]).collect();
             assert!(held.is_sorted(), "{object:?} out of order");
             if let Tuples::Few(list) = tuples {
                 assert!(list.len() <= FEW, "{object:?} holds {} in a list", list.len());
             }
-            for (rel, stype, srel, sid) in held {
+            for [rel, stype, srel, sid] in held {
                 assert!(
                     state
                         .by_resource
