@@ -19,10 +19,10 @@
 use super::protocol::TurnDetection;
 use super::protocol::{
     AudioFormat, ClientEvent, ClientEventKind, ContentPart, ErrorObject, IdKind, Item, ItemKind,
-    ItemPosition, ItemStatus, MaxOutputTokens, OutputModalities, OutputRef, PartRef, Response, ResponseInput,
-    ResponseParams, ResponseStatus, Role, ServerEvent, SessionConfig, SessionObject, StatusDetails,
-    StatusError, StatusReason, ToolChoice, TranscriptionUsage, UpdateLocks, Usage, decode_client,
-    encode_server,
+    ItemPosition, ItemStatus, MaxOutputTokens, OutputModalities, OutputRef, PartRef, RateLimit, Response,
+    ResponseInput, ResponseParams, ResponseStatus, Role, ServerEvent, SessionConfig, SessionObject,
+    StatusDetails, StatusError, StatusReason, ToolChoice, TranscriptionUsage, UpdateLocks, Usage,
+    decode_client, encode_server,
 };
 use super::protocol::{
     ConversationMode, Dialect, InputTokenDetails, OutputTokenDetails, TranscriptionConfig,
@@ -71,6 +71,17 @@ pub struct SessionPorts {
 pub trait SessionObserver: Send + Sync + std::fmt::Debug {
     /// One event, in emission order (including events the connection's dialect does not send).
     fn observe(&self, event: &ServerEvent);
+}
+
+/// Admits each response before it starts: how the application applies its rate limits to a live session and
+/// reports them (`rate_limits.updated`, sent right after `response.created` as OpenAI's service does).
+///
+/// `Err` refuses the response: the session answers with that `error` event (naming the client's `event_id`)
+/// and stays open; no `response.created` is sent.
+#[async_trait::async_trait]
+pub trait ResponseGate: Send + Sync + std::fmt::Debug {
+    /// Called once per response (client `response.create` and server-VAD turns alike).
+    async fn admit(&self) -> Result<Vec<RateLimit>, ErrorObject>;
 }
 
 /// What a finished session did, for metering (see [`RealtimeSession::run`]).
@@ -172,6 +183,7 @@ pub struct RealtimeSession {
     active: Option<Active>,
     closed: bool,
     observer: Option<Arc<dyn SessionObserver>>,
+    gate: Option<Arc<dyn ResponseGate>>,
 }
 
 impl RealtimeSession {
@@ -205,6 +217,7 @@ impl RealtimeSession {
             active: None,
             closed: false,
             observer: None,
+            gate: None,
         }
         .with_turn_detection()
     }
@@ -221,6 +234,13 @@ impl RealtimeSession {
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn SessionObserver>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Admits every response through `gate` (rate limits; see [`ResponseGate`]).
+    #[must_use]
+    pub fn with_response_gate(mut self, gate: Arc<dyn ResponseGate>) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -779,6 +799,16 @@ impl RealtimeSession {
                 return;
             }
         };
+        let limits = match &self.gate {
+            Some(gate) => match gate.admit().await {
+                Ok(limits) => limits,
+                Err(error) => {
+                    self.emit_error(error, event_id).await;
+                    return;
+                }
+            },
+            None => Vec::new(),
+        };
         let request = self.chat_request(&params, &context);
         let response_id = IdKind::Response.generate(self.ids.as_ref());
         let conversation_id = in_conversation.then(|| self.conversation_id.clone());
@@ -787,6 +817,10 @@ impl RealtimeSession {
             response: Box::new(response.clone()),
         })
         .await;
+        if !limits.is_empty() {
+            self.emit(ServerEvent::RateLimitsUpdated { rate_limits: limits })
+                .await;
+        }
         let cancel = CancellationToken::new();
         match self.ports.llm.stream(&self.ctx, request, cancel.clone()).await {
             Ok(stream) => {

@@ -14,6 +14,7 @@ mod conformance;
 mod error;
 mod realtime_engine;
 mod realtime_fuzz;
+mod realtime_gate;
 mod realtime_protocol;
 mod realtime_roundtrip;
 mod realtime_session_fuzz;
