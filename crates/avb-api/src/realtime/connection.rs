@@ -3,11 +3,16 @@
 use super::recorder::Recorder;
 use crate::app::App;
 use avb_core::events::{Delivery, Group, Subscription};
+use avb_core::rate_limit::RateLimitPolicy;
 use avb_core::{Ctx, SessionId, TenantId};
 use avb_tenancy::model::{Session, SessionStatus};
 use avb_tenancy::session::{FinishSessionRequest, SessionOutcome, SessionUsage};
-use avb_voice::realtime::engine::{RealtimeSession, SessionObserver, SessionPorts, SessionSummary};
+use avb_voice::realtime::engine::{
+    RealtimeSession, ResponseGate, SessionObserver, SessionPorts, SessionSummary,
+};
 use avb_voice::realtime::protocol::{Dialect, ErrorObject, ServerEvent, SessionConfig, encode_server};
+use avb_voice::realtime::protocol::{RateLimit, RateLimitName};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -163,6 +168,15 @@ impl RealtimeConnection {
         )
         .with_session_id(format!("sess_{}", record.id.as_uuid().simple()))
         .with_observer(observer.clone());
+        let engine = match crate::pipeline::rate_key(&ctx, ctx.client().ip, &inner.config.rate_limits) {
+            Some((key, policy)) => engine.with_response_gate(Arc::new(RateGate {
+                app: app.clone(),
+                ctx: ctx.clone(),
+                key,
+                policy,
+            })),
+            None => engine,
+        };
         let engine_done = CancellationToken::new();
 
         let engine_task = {
@@ -362,6 +376,50 @@ impl RealtimeConnection {
             "realtime_closed"
         );
         close
+    }
+}
+
+/// Counts every response of a live session as one request against the caller's rate limit (the same key and
+/// tier as the REST API: a session cannot be used to get around it) and reports the budget to the client as
+/// `rate_limits.updated`.
+#[derive(Debug)]
+struct RateGate {
+    app: App,
+    ctx: Ctx,
+    key: String,
+    policy: RateLimitPolicy,
+}
+
+#[async_trait::async_trait]
+impl ResponseGate for RateGate {
+    async fn admit(&self) -> Result<Vec<RateLimit>, ErrorObject> {
+        let inner = self.app.inner();
+        let op = self.ctx.clone().with_timeout(inner.config.request_timeout);
+        match inner.rate_limiter.check(&op, &self.key, self.policy).await {
+            Ok(decision) if decision.allowed => Ok(vec![RateLimit {
+                name: RateLimitName::Requests,
+                limit: u64::from(decision.limit),
+                remaining: u64::from(decision.remaining),
+                reset_seconds: decision.reset_after.as_secs_f64(),
+            }]),
+            Ok(decision) => {
+                let wait = decision.retry_after.unwrap_or(decision.reset_after);
+                Err(ErrorObject::invalid_request(
+                    "rate_limit_exceeded",
+                    format!(
+                        "Too many requests. Please try again in {} s.",
+                        wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+                    ),
+                ))
+            }
+            // The limiter already applied its fail-open/closed policy; an error here means "closed".
+            Err(err) => {
+                tracing::warn!(error = %err, "rate limiter unavailable for a realtime response");
+                Err(ErrorObject::server_error(
+                    "Rate limits are unavailable; try again shortly.",
+                ))
+            }
+        }
     }
 }
 
