@@ -251,6 +251,77 @@ async fn a_replica_killed_with_sigkill_loses_no_committed_data() {
     assert_eq!(status, 200, "{body}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_terminated_through_one_replica_closes_its_realtime_socket_on_another() {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let _serial = SERIAL.lock().await;
+    let db = Database::create();
+    let prefix = RedisPrefix::new();
+    let env = replica_env(&db.url(), Some((SHARED_REDIS_URL, &prefix.prefix)));
+    let a = first_replica(env.clone()).await;
+    let b = Replica::start(&env).await;
+    let (key, admin) = (a.banner("api key:"), a.banner("admin token:"));
+
+    // A realtime session served by B.
+    let mut request = format!("{}/v1/realtime", b.base.replacen("http://", "ws://", 1))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut next = async || loop {
+        let frame = tokio::time::timeout(Duration::from_secs(15), socket.next())
+            .await
+            .expect("no frame from B within 15 s")
+            .expect("B's socket ended without a close frame")
+            .unwrap();
+        match frame {
+            Message::Text(text) => break Ok(serde_json::from_str::<Value>(text.as_str()).unwrap()),
+            Message::Close(frame) => break Err(frame.map(|f| u16::from(f.code))),
+            _ => {}
+        }
+    };
+    let created = next().await.unwrap();
+    assert_eq!(created["type"], "session.created", "{created}");
+    let sess = created["session"]["id"].as_str().unwrap();
+    let id = sess.strip_prefix("sess_").expect("sess_ prefix");
+    let id = uuid_text(id);
+
+    // Terminated through A: only the event bus (Redis pub/sub) can tell B.
+    let (status, body) = post(
+        &a.base,
+        &format!("/api/v2/sessions/{id}/terminate"),
+        &admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let notice = next().await.unwrap();
+    assert_eq!(notice["error"]["code"], "session_terminated", "{notice}");
+    assert_eq!(
+        next().await,
+        Err(Some(1008)),
+        "B closes the socket with a policy close"
+    );
+}
+
+/// A simple (hyphenless) UUID in its hyphenated form.
+fn uuid_text(simple: &str) -> String {
+    assert_eq!(simple.len(), 32, "{simple}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &simple[..8],
+        &simple[8..12],
+        &simple[12..16],
+        &simple[16..20],
+        &simple[20..]
+    )
+}
+
 /// What a stream of requests saw: status, envelope code and latency of each.
 #[derive(Debug, Default)]
 struct Observed {
