@@ -8,14 +8,28 @@
 //! Mount [`configure`] on its own (`actix_web::App::new().configure(configure(app))`), or inside a
 //! [`scope`](actix_web::web::scope) of an existing actix application: the API's paths are absolute, so the adapter
 //! always hands over the full request path.
+//!
+//! WebSocket upgrades are routed exactly as on axum: a realtime path (`/v1/realtime`, any path ending in
+//! `/realtime`) goes to [`avb_api::App::realtime_accept`] and an accepted socket is pumped frame by frame into
+//! [`avb_api::realtime::RealtimeConnection::run`]; `/ws/v2/*` goes to [`avb_api::App::ws_v2_accept`] and
+//! [`avb_api::ws_v2::WsV2Connection::run`]. The socket is closed with the code the connection returns. The
+//! WebSocket protocol itself is `actix-ws` (actix's own, actor-free).
 #![deny(missing_docs)]
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use avb_api::realtime::{ClientFrame, RealtimeRequest, is_realtime_path};
+use avb_api::ws_v2::{WsV2Request, is_ws_v2_path};
 use avb_api::{ApiRequest, App, Headers, Method};
 use futures::StreamExt as _;
 use std::net::SocketAddr;
+use tokio::sync::mpsc;
+
+/// Largest WebSocket message accepted (frame and reassembled message alike): a 15 MiB
+/// `input_audio_buffer.append` is ~20 MiB of base64 plus JSON. The same limit as the axum adapter.
+pub const MAX_WS_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Registers `app` as the default service: every path and method is answered through [`App::handle`].
 pub fn configure(app: App) -> impl FnOnce(&mut web::ServiceConfig) {
@@ -28,24 +42,155 @@ pub fn configure(app: App) -> impl FnOnce(&mut web::ServiceConfig) {
 
 /// The one handler: convert, call, convert back.
 async fn handle(app: web::Data<App>, request: HttpRequest, payload: web::Payload) -> HttpResponse {
+    if request.method() == actix_web::http::Method::GET && request.headers().contains_key(header::UPGRADE) {
+        if is_realtime_path(request.path()) {
+            return realtime(app.get_ref().clone(), &request, payload).await;
+        }
+        if is_ws_v2_path(request.path()) {
+            return ws_v2(app.get_ref().clone(), &request, payload).await;
+        }
+    }
     let limit = app.inner().config.max_body_bytes;
     let (body, oversized) = read_body(payload, limit).await;
+    let api_request = ApiRequest {
+        method: Method::from_name(request.method().as_str()),
+        path: request.path().to_owned(),
+        query: request.query_string().to_owned(),
+        headers: headers_of(&request),
+        body,
+        oversized,
+        peer: request.peer_addr().map(|addr| addr.ip()),
+    };
+    to_actix(app.handle(api_request).await)
+}
+
+fn headers_of(request: &HttpRequest) -> Headers {
     let mut headers = Headers::new();
     for (name, value) in request.headers() {
         if let Ok(value) = value.to_str() {
             headers.push(name.as_str(), value);
         }
     }
-    let api_request = ApiRequest {
-        method: Method::from_name(request.method().as_str()),
-        path: request.path().to_owned(),
-        query: request.query_string().to_owned(),
-        headers,
-        body,
-        oversized,
-        peer: request.peer_addr().map(|addr| addr.ip()),
+    headers
+}
+
+/// A realtime upgrade: the app decides, then the socket is pumped.
+async fn realtime(app: App, request: &HttpRequest, payload: web::Payload) -> HttpResponse {
+    // The handshake as actix-ws checks it (method, `Upgrade`, `Connection`, version, key) comes before the app
+    // is asked, as with axum's `WebSocketUpgrade` extractor: a malformed handshake is the framework's answer.
+    let (mut response, session, stream) = match actix_ws::handle(request, payload) {
+        Ok(handshake) => handshake,
+        Err(err) => return err.error_response(),
     };
-    to_actix(app.handle(api_request).await)
+    let accept = match app
+        .realtime_accept(RealtimeRequest {
+            path: request.path().to_owned(),
+            query: request.query_string().to_owned(),
+            headers: headers_of(request),
+            peer: request.peer_addr().map(|addr| addr.ip()),
+        })
+        .await
+    {
+        Ok(accept) => accept,
+        Err(refusal) => return to_actix(refusal),
+    };
+    // The app selects the subprotocol only among those the client offered (never the key-bearing entry).
+    if let Some(protocol) = accept.subprotocol {
+        response
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+    }
+    append_headers(&mut response, accept.headers);
+    let connection = accept.connection;
+    actix_web::rt::spawn(pump(session, stream, |i, o| connection.run(i, o)));
+    response
+}
+
+/// A `/ws/v2` upgrade: the app decides; refusals are upgraded too and closed with the spec's code (4001 …) by
+/// the connection itself, so only a path naming no consumer is answered without a socket.
+async fn ws_v2(app: App, request: &HttpRequest, payload: web::Payload) -> HttpResponse {
+    // The handshake as actix-ws checks it (method, `Upgrade`, `Connection`, version, key) comes before the app
+    // is asked, as with axum's `WebSocketUpgrade` extractor: a malformed handshake is the framework's answer.
+    let (mut response, session, stream) = match actix_ws::handle(request, payload) {
+        Ok(handshake) => handshake,
+        Err(err) => return err.error_response(),
+    };
+    let accept = match app
+        .ws_v2_accept(WsV2Request {
+            path: request.path().to_owned(),
+            query: request.query_string().to_owned(),
+            headers: headers_of(request),
+            peer: request.peer_addr().map(|addr| addr.ip()),
+        })
+        .await
+    {
+        Ok(accept) => accept,
+        Err(refusal) => return to_actix(refusal),
+    };
+    append_headers(&mut response, accept.headers);
+    let connection = accept.connection;
+    actix_web::rt::spawn(pump(session, stream, |i, o| connection.run(i, o)));
+    response
+}
+
+fn append_headers(response: &mut HttpResponse, extra: Vec<(String, String)>) {
+    for (name, value) in extra {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            response.headers_mut().append(name, value);
+        }
+    }
+}
+
+/// Moves frames between the socket and the connection `run` drives until it ends, then closes with its code.
+async fn pump<F, Fut>(mut session: actix_ws::Session, stream: actix_ws::MessageStream, run: F)
+where
+    F: FnOnce(mpsc::Receiver<ClientFrame>, mpsc::Sender<String>) -> Fut,
+    Fut: std::future::Future<Output = avb_api::realtime::CloseFrame>,
+{
+    let mut stream = stream
+        .max_frame_size(MAX_WS_MESSAGE_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_WS_MESSAGE_BYTES);
+    let (to_session, from_socket) = mpsc::channel::<ClientFrame>(32);
+    let (to_socket, mut from_session) = mpsc::channel::<String>(64);
+    // actix-ws leaves pings to the application (tungstenite answers them itself on axum).
+    let mut ponger = session.clone();
+    let reader = actix_web::rt::spawn(async move {
+        while let Some(Ok(message)) = stream.recv().await {
+            let frame = match message {
+                AggregatedMessage::Text(text) => ClientFrame::Text(String::from(text)),
+                AggregatedMessage::Binary(bytes) => ClientFrame::Binary(bytes.len()),
+                AggregatedMessage::Close(_) => break,
+                AggregatedMessage::Ping(bytes) => {
+                    if ponger.pong(&bytes).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                AggregatedMessage::Pong(_) => continue,
+            };
+            if to_session.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let writer = async {
+        while let Some(frame) = from_session.recv().await {
+            if session.text(frame).await.is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    let (close, open) = tokio::join!(run(from_socket, to_socket), writer);
+    reader.abort();
+    if open {
+        let reason = CloseReason {
+            code: CloseCode::from(close.code),
+            description: Some(close.reason),
+        };
+        let _ = session.close(Some(reason)).await;
+    }
 }
 
 /// Reads at most `limit` bytes. Past the limit it stops reading (like axum's `to_bytes`) and reports the request
