@@ -1,6 +1,7 @@
-//! `/v1/realtime` over a real socket (the server as the binary builds it, axum, scripted engines): the upgrade's
-//! authentication and refusals, the protocol in both dialects, client secrets, and what is stored about the
-//! session afterwards. The official OpenAI SDKs are driven against the binary in avb-server's tests.
+//! `/v1/realtime` over a real socket (the server as the binary builds it, scripted engines), every test under
+//! both adapters (`realtime::axum::…`, `realtime::actix::…`): the upgrade's authentication and refusals, the
+//! protocol in both dialects, message size, client secrets, and what is stored about the session afterwards. The
+//! official OpenAI SDKs are driven against the binary in avb-server's tests.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -29,6 +30,37 @@ impl PipeExpect for Call<'_> {
     }
 }
 
+/// Every test of this file runs once per framework, as `realtime::axum::<test>` and `realtime::actix::<test>`.
+macro_rules! per_framework {
+    ($($test:ident),+ $(,)?) => {
+        per_framework!(@module axum, Axum; $($test),+);
+        per_framework!(@module actix, Actix; $($test),+);
+    };
+    (@module $module:ident, $framework:ident; $($test:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(avb_testkit::blackbox::Framework::$framework).await;
+                }
+            )+
+        }
+    };
+}
+
+per_framework!(
+    an_upgrade_without_or_with_a_bad_credential_is_refused_before_the_socket_with_an_openai_error,
+    a_text_turn_in_the_ga_dialect_is_stored_with_its_transcript_response_and_usage,
+    the_browser_style_beta_handshake_authenticates_by_subprotocol_and_speaks_beta,
+    a_15_mib_audio_append_in_one_message_is_accepted,
+    a_ping_is_answered_with_a_pong_and_the_session_goes_on,
+    a_client_secret_opens_a_session_with_its_bound_config_and_nothing_else,
+    keys_without_the_realtime_scope_and_other_tenants_are_refused,
+    the_open_session_cap_refuses_the_next_connect_and_terminate_closes_a_live_socket,
+    an_idle_session_is_closed_with_an_error_event_first,
+    session_start_and_end_are_announced_to_the_tenant_group,
+);
+
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const SCRIPT: &str = r#"{
@@ -37,7 +69,7 @@ const SCRIPT: &str = r#"{
   "tts_ms_per_char": 10
 }"#;
 
-async fn server(extra: Value) -> (Server, tempdir::Dir) {
+async fn server(fw: Framework, extra: Value) -> (Server, tempdir::Dir) {
     let dir = tempdir::Dir::new();
     let script = dir.path().join("voice.json");
     std::fs::write(&script, SCRIPT).unwrap();
@@ -45,7 +77,7 @@ async fn server(extra: Value) -> (Server, tempdir::Dir) {
     if let (Some(map), Value::Object(extra)) = (settings.as_object_mut(), extra) {
         map.extend(extra);
     }
-    (Framework::Axum.start_with(settings).await.unwrap(), dir)
+    (fw.start_with(settings).await.unwrap(), dir)
 }
 
 /// A tiny self-deleting temporary directory (no extra dependency).
@@ -175,9 +207,10 @@ fn record_id(session_created: &Value) -> String {
     uuid::Uuid::parse_str(simple).unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upgrade_without_or_with_a_bad_credential_is_refused_before_the_socket_with_an_openai_error() {
-    let (server, _dir) = server(json!({})).await;
+async fn an_upgrade_without_or_with_a_bad_credential_is_refused_before_the_socket_with_an_openai_error(
+    fw: Framework,
+) {
+    let (server, _dir) = server(fw, json!({})).await;
     for headers in [
         vec![],
         vec![(
@@ -206,9 +239,8 @@ async fn an_upgrade_without_or_with_a_bad_credential_is_refused_before_the_socke
     assert_eq!(sessions(&server).await["total"], 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_text_turn_in_the_ga_dialect_is_stored_with_its_transcript_response_and_usage() {
-    let (server, _dir) = server(json!({})).await;
+async fn a_text_turn_in_the_ga_dialect_is_stored_with_its_transcript_response_and_usage(fw: Framework) {
+    let (server, _dir) = server(fw, json!({})).await;
     let bearer = format!("Bearer {}", server.api_key);
     let (mut socket, response) = connect(
         &server,
@@ -279,6 +311,13 @@ async fn a_text_turn_in_the_ga_dialect_is_stored_with_its_transcript_response_an
         (error["type"].as_str(), error["error"]["event_id"].as_str()),
         (Some("error"), Some("evt_42"))
     );
+    // A binary frame is not part of the protocol: an error event, stored like the others.
+    socket
+        .send(Message::Binary(vec![1u8, 2, 3].into()))
+        .await
+        .unwrap();
+    let error = next_event(&mut socket).await;
+    assert_eq!(error["error"]["code"], "invalid_frame", "{error}");
     close(socket).await;
 
     let stored = finished_session(&server, &id).await;
@@ -294,19 +333,26 @@ async fn a_text_turn_in_the_ga_dialect_is_stored_with_its_transcript_response_an
     let kinds: Vec<&str> = items.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["system", "system", "transcript", "response", "error", "error"],
+        [
+            "system",
+            "system",
+            "transcript",
+            "response",
+            "error",
+            "error",
+            "error"
+        ],
         "{items:?}"
     );
     let sequences: Vec<u64> = items.iter().map(|e| e["sequence"].as_u64().unwrap()).collect();
-    assert_eq!(sequences, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(sequences, [1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(items[2]["content"]["text"], "Hi!");
     assert_eq!(items[3]["content"]["text"], "Hello from the scripted agent.");
     assert_eq!(items[3]["content"]["status"], "completed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_browser_style_beta_handshake_authenticates_by_subprotocol_and_speaks_beta() {
-    let (server, _dir) = server(json!({})).await;
+async fn the_browser_style_beta_handshake_authenticates_by_subprotocol_and_speaks_beta(fw: Framework) {
+    let (server, _dir) = server(fw, json!({})).await;
     let offered = format!(
         "realtime, openai-insecure-api-key.{}, openai-beta.realtime-v1",
         server.api_key
@@ -354,9 +400,71 @@ async fn the_browser_style_beta_handshake_authenticates_by_subprotocol_and_speak
     close(socket).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_secret_opens_a_session_with_its_bound_config_and_nothing_else() {
-    let (server, _dir) = server(json!({})).await;
+/// The reference service takes up to 15 MiB of audio per `input_audio_buffer.append`: ~20 MiB of base64 in one
+/// text frame, which both adapters' message limit (32 MiB) admits.
+async fn a_15_mib_audio_append_in_one_message_is_accepted(fw: Framework) {
+    use base64::Engine as _;
+    let (server, _dir) = server(fw, json!({})).await;
+    let bearer = format!("Bearer {}", server.api_key);
+    let (mut socket, _) = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut socket).await["type"], "session.created");
+    send(
+        &mut socket,
+        json!({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": null}}}}),
+    )
+    .await;
+    assert_eq!(next_event(&mut socket).await["type"], "session.updated");
+    let audio = base64::engine::general_purpose::STANDARD.encode(vec![0u8; 15 * 1024 * 1024]);
+    let append =
+        json!({"type": "input_audio_buffer.append", "event_id": "evt_big", "audio": audio}).to_string();
+    assert!(append.len() > 20 * 1024 * 1024, "{}", append.len());
+    socket.send(Message::Text(append.into())).await.unwrap();
+    send(
+        &mut socket,
+        json!({"type": "input_audio_buffer.commit", "event_id": "evt_commit"}),
+    )
+    .await;
+    // The whole append arrived: the commit finds audio (an empty buffer would be an error) and nothing failed.
+    let events = events_until(&mut socket, "input_audio_buffer.committed").await;
+    assert!(!types(&events).contains(&"error"), "{events:?}");
+    close(socket).await;
+}
+
+/// WebSocket pings are answered by the adapter with a pong carrying the same payload.
+async fn a_ping_is_answered_with_a_pong_and_the_session_goes_on(fw: Framework) {
+    let (server, _dir) = server(fw, json!({})).await;
+    let bearer = format!("Bearer {}", server.api_key);
+    let (mut socket, _) = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut socket).await["type"], "session.created");
+    socket
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("no pong within 10 s");
+    match pong {
+        Some(Ok(Message::Pong(payload))) => assert_eq!(&payload[..], b"are you there"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    send(
+        &mut socket,
+        json!({"type": "no.such.event", "event_id": "evt_after_ping"}),
+    )
+    .await;
+    assert_eq!(
+        next_event(&mut socket).await["error"]["event_id"],
+        "evt_after_ping"
+    );
+    close(socket).await;
+}
+
+async fn a_client_secret_opens_a_session_with_its_bound_config_and_nothing_else(fw: Framework) {
+    let (server, _dir) = server(fw, json!({})).await;
     let minted = server
         .post("/v1/realtime/client_secrets")
         .bearer(&server.api_key)
@@ -414,9 +522,8 @@ async fn a_client_secret_opens_a_session_with_its_bound_config_and_nothing_else(
     assert_eq!(beta["voice"], "verse");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_without_the_realtime_scope_and_other_tenants_are_refused() {
-    let (server, _dir) = server(json!({})).await;
+async fn keys_without_the_realtime_scope_and_other_tenants_are_refused(fw: Framework) {
+    let (server, _dir) = server(fw, json!({})).await;
     let created = server
         .post("/api/v2/api-keys")
         .bearer(&server.admin_token)
@@ -455,9 +562,8 @@ async fn keys_without_the_realtime_scope_and_other_tenants_are_refused() {
     assert_eq!(sessions(&server).await["total"], 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_open_session_cap_refuses_the_next_connect_and_terminate_closes_a_live_socket() {
-    let (server, _dir) = server(json!({ "realtime_max_sessions_per_tenant": 1 })).await;
+async fn the_open_session_cap_refuses_the_next_connect_and_terminate_closes_a_live_socket(fw: Framework) {
+    let (server, _dir) = server(fw, json!({ "realtime_max_sessions_per_tenant": 1 })).await;
     let bearer = format!("Bearer {}", server.api_key);
     let (mut first, _) = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
         .await
@@ -502,9 +608,8 @@ async fn the_open_session_cap_refuses_the_next_connect_and_terminate_closes_a_li
     close(second).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_session_is_closed_with_an_error_event_first() {
-    let (server, _dir) = server(json!({ "realtime_idle_timeout_seconds": 1 })).await;
+async fn an_idle_session_is_closed_with_an_error_event_first(fw: Framework) {
+    let (server, _dir) = server(fw, json!({ "realtime_idle_timeout_seconds": 1 })).await;
     let bearer = format!("Bearer {}", server.api_key);
     let (mut socket, _) = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
         .await
@@ -523,10 +628,9 @@ async fn an_idle_session_is_closed_with_an_error_event_first() {
     assert_eq!(finished_session(&server, &id).await["status"], "completed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn session_start_and_end_are_announced_to_the_tenant_group() {
+async fn session_start_and_end_are_announced_to_the_tenant_group(fw: Framework) {
     use avb_core::events::{Delivery, Group};
-    let (server, _dir) = server(json!({})).await;
+    let (server, _dir) = server(fw, json!({})).await;
     let tenant: avb_core::TenantId = server.tenant_id.parse().unwrap();
     let ctx = avb_core::Ctx::system(
         avb_core::RequestId::generate(&avb_core::UuidV7Ids),

@@ -1,5 +1,5 @@
-//! The spec's `/ws/v2` WebSocket protocol over a real socket (the server as the binary builds it, axum, scripted
-//! engines): refusals as close codes 4001–4004 after the upgrade, cross-tenant session ids refused like unknown
+//! The spec's `/ws/v2` WebSocket protocol over a real socket (the server as the binary builds it, scripted
+//! engines), every test under both adapters (`ws_v2::axum::…`, `ws_v2::actix::…`): refusals as close codes 4001–4004 after the upgrade, cross-tenant session ids refused like unknown
 //! ones, a voice turn on `/ws/v2/sessions/{id}` stored on the session record, the event stream's tenant and user
 //! isolation, and the speech-to-text and text-to-speech streams.
 #![allow(
@@ -19,6 +19,36 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+/// Every test of this file runs once per framework, as `ws_v2::axum::<test>` and `ws_v2::actix::<test>`.
+macro_rules! per_framework {
+    ($($test:ident),+ $(,)?) => {
+        per_framework!(@module axum, Axum; $($test),+);
+        per_framework!(@module actix, Actix; $($test),+);
+    };
+    (@module $module:ident, $framework:ident; $($test:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(avb_testkit::blackbox::Framework::$framework).await;
+                }
+            )+
+        }
+    };
+}
+
+per_framework!(
+    missing_or_bad_credentials_close_with_4001_after_the_upgrade,
+    tenant_problems_close_with_4002,
+    forbidden_operations_close_with_4003,
+    unknown_and_other_tenant_sessions_close_with_4004,
+    an_audio_turn_runs_on_the_engine_and_session_end_completes_the_stored_session,
+    a_text_turn_with_messages_and_bad_messages_answered_with_errors,
+    the_event_stream_delivers_its_tenant_and_user_events_and_nothing_else,
+    the_transcription_stream_transcribes_committed_audio,
+    the_speech_stream_speaks_text_as_audio_deltas_and_stops_on_cancel,
+);
+
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const SCRIPT: &str = r#"{
@@ -33,11 +63,11 @@ fn silence_200ms() -> String {
     base64::engine::general_purpose::STANDARD.encode(vec![0u8; 24_000 * 2 / 5])
 }
 
-async fn server() -> (Server, tempdir::Dir) {
+async fn server(fw: Framework) -> (Server, tempdir::Dir) {
     let dir = tempdir::Dir::new();
     let script = dir.path().join("voice.json");
     std::fs::write(&script, SCRIPT).unwrap();
-    let server = Framework::Axum
+    let server = fw
         .start_with(json!({ "avb_voice_script": script }))
         .await
         .unwrap();
@@ -213,9 +243,8 @@ async fn member(server: &Server, email: &str, roles: &[Role]) -> String {
     server.token_for(email, Some(&server.tenant_id), roles).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_or_bad_credentials_close_with_4001_after_the_upgrade() {
-    let (server, _dir) = server().await;
+async fn missing_or_bad_credentials_close_with_4001_after_the_upgrade(fw: Framework) {
+    let (server, _dir) = server(fw).await;
     let id = new_session(&server, &server.admin_token, json!({})).await;
     for path in [
         "/ws/v2/events",
@@ -276,9 +305,8 @@ async fn missing_or_bad_credentials_close_with_4001_after_the_upgrade() {
     assert_eq!(response.status(), 404);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tenant_problems_close_with_4002() {
-    let (server, _dir) = server().await;
+async fn tenant_problems_close_with_4002(fw: Framework) {
+    let (server, _dir) = server(fw).await;
     // A user the identity provider puts in no tenant.
     let drifter = server.token_for("drifter@nowhere.test", None, &[]).unwrap();
     expect_refused(
@@ -307,9 +335,8 @@ async fn tenant_problems_close_with_4002() {
     expect_refused(&server, &other, &[], 4002, "tenant_suspended").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forbidden_operations_close_with_4003() {
-    let (server, _dir) = server().await;
+async fn forbidden_operations_close_with_4003(fw: Framework) {
+    let (server, _dir) = server(fw).await;
     let id = new_session(&server, &server.admin_token, json!({})).await;
     let session = format!("/ws/v2/sessions/{id}");
 
@@ -382,9 +409,8 @@ async fn forbidden_operations_close_with_4003() {
     socket.close(None).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_and_other_tenant_sessions_close_with_4004() {
-    let (server, _dir) = server().await;
+async fn unknown_and_other_tenant_sessions_close_with_4004(fw: Framework) {
+    let (server, _dir) = server(fw).await;
     let ours = new_session(&server, &server.admin_token, json!({})).await;
     let theirs = new_session(&server, &server.other.admin_token, json!({})).await;
     let key = format!("api_key={}", server.api_key);
@@ -418,9 +444,8 @@ async fn unknown_and_other_tenant_sessions_close_with_4004() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_audio_turn_runs_on_the_engine_and_session_end_completes_the_stored_session() {
-    let (server, _dir) = server().await;
+async fn an_audio_turn_runs_on_the_engine_and_session_end_completes_the_stored_session(fw: Framework) {
+    let (server, _dir) = server(fw).await;
     let id = new_session(
         &server,
         &server.admin_token,
@@ -539,9 +564,8 @@ async fn an_audio_turn_runs_on_the_engine_and_session_end_completes_the_stored_s
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_text_turn_with_messages_and_bad_messages_answered_with_errors() {
-    let (server, _dir) = server().await;
+async fn a_text_turn_with_messages_and_bad_messages_answered_with_errors(fw: Framework) {
+    let (server, _dir) = server(fw).await;
     let id = new_session(&server, &server.admin_token, json!({})).await;
     let mut socket = connect(
         &server,
@@ -610,9 +634,8 @@ async fn a_text_turn_with_messages_and_bad_messages_answered_with_errors() {
     assert_eq!(events["items"][0]["content"]["text"], "Hi!");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_event_stream_delivers_its_tenant_and_user_events_and_nothing_else() {
-    let (server, _dir) = server().await;
+async fn the_event_stream_delivers_its_tenant_and_user_events_and_nothing_else(fw: Framework) {
+    let (server, _dir) = server(fw).await;
     let me = server
         .get("/api/v2/users/me")
         .bearer(&server.admin_token)
@@ -707,9 +730,8 @@ async fn the_event_stream_delivers_its_tenant_and_user_events_and_nothing_else()
     keyed.close(None).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_transcription_stream_transcribes_committed_audio() {
-    let (server, _dir) = server().await;
+async fn the_transcription_stream_transcribes_committed_audio(fw: Framework) {
+    let (server, _dir) = server(fw).await;
     let mut socket = connect(
         &server,
         &format!("/ws/v2/stt/transcription?api_key={}", server.api_key),
@@ -763,9 +785,8 @@ async fn the_transcription_stream_transcribes_committed_audio() {
     socket.close(None).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_speech_stream_speaks_text_as_audio_deltas_and_stops_on_cancel() {
-    let (server, _dir) = server().await;
+async fn the_speech_stream_speaks_text_as_audio_deltas_and_stops_on_cancel(fw: Framework) {
+    let (server, _dir) = server(fw).await;
     let mut socket = connect(
         &server,
         &format!("/ws/v2/tts/stream?token={}", server.admin_token),
