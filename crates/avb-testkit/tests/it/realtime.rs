@@ -59,6 +59,7 @@ per_framework!(
     the_open_session_cap_refuses_the_next_connect_and_terminate_closes_a_live_socket,
     an_idle_session_is_closed_with_an_error_event_first,
     session_start_and_end_are_announced_to_the_tenant_group,
+    responses_count_against_the_callers_rate_limit_and_report_it,
 );
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -662,4 +663,55 @@ async fn session_start_and_end_are_announced_to_the_tenant_group(fw: Framework) 
         }
     }
     assert_eq!(kinds, ["session.started", "session.ended"]);
+}
+
+async fn responses_count_against_the_callers_rate_limit_and_report_it(fw: Framework) {
+    // The upgrade counts once, each response once more: the third response exceeds a limit of 3.
+    let (server, _dir) = server(fw, json!({ "rate_limit_api_key_per_minute": 3 })).await;
+    let bearer = format!("Bearer {}", server.api_key);
+    let (mut socket, _) = connect(&server, "/v1/realtime", &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    next_event(&mut socket).await;
+    send(
+        &mut socket,
+        json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}}),
+    )
+    .await;
+    next_event(&mut socket).await;
+    for remaining in [1, 0] {
+        send(&mut socket, json!({"type": "response.create"})).await;
+        let created = next_event(&mut socket).await;
+        assert_eq!(created["type"], "response.created", "{created}");
+        let limits = next_event(&mut socket).await;
+        assert_eq!(limits["type"], "rate_limits.updated", "{limits}");
+        assert_eq!(limits["rate_limits"][0]["name"], "requests");
+        assert_eq!(limits["rate_limits"][0]["limit"], 3);
+        assert_eq!(limits["rate_limits"][0]["remaining"], remaining);
+        events_until(&mut socket, "response.done").await;
+    }
+    send(
+        &mut socket,
+        json!({"type": "response.create", "event_id": "one_too_many"}),
+    )
+    .await;
+    let refused = next_event(&mut socket).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(refused["error"]["event_id"], "one_too_many");
+    // The session is still open (an item is acknowledged) and the REST API sees the same budget.
+    send(
+        &mut socket,
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "ok"}]}}),
+    )
+    .await;
+    assert_eq!(next_event(&mut socket).await["type"], "conversation.item.added");
+    let reply = server
+        .get("/api/v2/tenants/me")
+        .bearer(&server.api_key)
+        .send()
+        .await
+        .unwrap();
+    reply.expect(429).unwrap();
+    close(socket).await;
 }
