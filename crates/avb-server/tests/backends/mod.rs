@@ -74,6 +74,31 @@ fn psql(host: &str, port: u16, sql: &str) -> Result<String, String> {
         .args(["-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql]))
 }
 
+/// Runs `sql` in `database` on the shared PostgreSQL as the superuser; the rows as `|`-separated lines.
+pub fn query(database: &str, sql: &str) -> String {
+    run(Command::new("psql")
+        .args([
+            "-h",
+            SHARED_PG_HOST,
+            "-p",
+            &SHARED_PG_PORT.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+        ])
+        .args(["-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql]))
+    .expect("psql")
+}
+
+/// Runs a command on the shared Redis with `redis-cli`; its output.
+pub fn redis_cli(args: &[&str]) -> String {
+    run(Command::new("redis-cli")
+        .args(["-u", SHARED_REDIS_URL])
+        .args(args))
+    .expect("redis-cli")
+}
+
 /// A fresh database on the shared PostgreSQL, dropped (connections and all) on drop.
 #[derive(Debug)]
 pub struct Database {
