@@ -11,7 +11,8 @@
 //! The PostgreSQL + Redis run uses the machine's services (`AVB_BENCH_DATABASE_ADMIN_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`, where a fresh database is created and dropped; `REDIS_URL`,
 //! default `redis://127.0.0.1:6379/0`, under a unique key prefix that is deleted afterwards).
-//! `AVB_BENCH_SECONDS` shortens the measurement (smoke runs); `AVB_BENCH_SKIP_BACKENDS=1` measures memory only.
+//! `AVB_BENCH_SECONDS` shortens the measurement (smoke runs); `AVB_BENCH_SKIP_BACKENDS=1` measures memory only;
+//! `AVB_BENCH_DB_HEALTH_CHECKS=false` turns off the pool's check of idle connections (to measure its cost).
 
 // Benchmark harness code fails loudly like test code does.
 #![allow(
@@ -246,6 +247,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             durable.avb_redis_key_prefix.clone_from(&backends.prefix);
             // One pool per replica sized for the 32 connections of this run.
             durable.db_pool_size = Some(32);
+            if let Ok(v) = std::env::var("AVB_BENCH_DB_HEALTH_CHECKS") {
+                durable.db_health_checks = v != "false";
+            }
             Some(serve(&durable).await?)
         }
         None => None,
