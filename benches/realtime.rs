@@ -10,7 +10,8 @@
 //! Environment: `AVB_BENCH_SESSIONS` (streaming sessions, default 1000), `AVB_BENCH_IDLE` (idle sessions, default
 //! 10000), `AVB_BENCH_CYCLES` (speech turns per streaming session, default 5), `AVB_BENCH_PHASES` (any of
 //! `stream,barge,idle`, default all three), `AVB_BENCH_JSON` (summary path; default
-//! `$CARGO_TARGET_DIR/bench-realtime.json`, else `target/bench-realtime.json`).
+//! `$CARGO_TARGET_DIR/bench-realtime.json`, else `target/bench-realtime.json`), `AVB_BENCH_SERVER_WRAP` (a
+//! profiler command to run the server under, e.g. `heaptrack -o /tmp/ht`).
 //!
 //! # Processes
 //! The server runs in a **child process** (this binary re-executed with `--avb-serve <script>`): the server is
@@ -196,6 +197,8 @@ fn serve_main(script: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sy
 /// The server child process.
 struct Server {
     child: std::process::Child,
+    /// Kept open so that late output (a wrapper's) never meets a closed pipe.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
     addr: String,
     api_key: String,
 }
@@ -203,7 +206,19 @@ struct Server {
 impl Server {
     fn start(script: &Path) -> Self {
         let exe = std::env::current_exe().expect("current exe");
-        let mut child = std::process::Command::new(exe)
+        // `AVB_BENCH_SERVER_WRAP` runs the server under a profiler (`heaptrack -o /tmp/ht`, `perf record -g --`);
+        // memory figures are then the wrapper's.
+        let wrap = std::env::var("AVB_BENCH_SERVER_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = std::process::Command::new(program);
+                command.args(words).arg(exe);
+                command
+            }
+            None => std::process::Command::new(exe),
+        };
+        let mut child = command
             .arg("--avb-serve")
             .arg(script)
             .stdin(std::process::Stdio::piped())
@@ -212,15 +227,24 @@ impl Server {
             .spawn()
             .expect("start the server process");
         let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = std::io::BufReader::new(stdout);
         let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("server output");
+        // A wrapper may print first.
+        while !line.starts_with("READY ") {
+            line.clear();
+            let read = stdout.read_line(&mut line).expect("server output");
+            assert!(read > 0, "the server exited before listening");
+        }
         let mut parts = line.split_whitespace();
         assert_eq!(parts.next(), Some("READY"), "server said {line:?}");
         let addr = parts.next().expect("address").to_owned();
         let api_key = parts.next().expect("api key").to_owned();
-        Self { child, addr, api_key }
+        Self {
+            child,
+            _stdout: stdout,
+            addr,
+            api_key,
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -307,6 +331,8 @@ struct CpuUse {
     others: f64,
     /// Percent of all cores.
     machine_busy: f64,
+    /// CPU seconds the server used in the window.
+    server_seconds: f64,
 }
 
 impl CpuWindow {
@@ -334,6 +360,7 @@ impl CpuWindow {
             client: client / secs,
             others: ((busy - server - client) / secs).max(0.0),
             machine_busy: 100.0 * busy / total.max(1.0),
+            server_seconds: server / 100.0,
         }
     }
 }
@@ -748,6 +775,8 @@ impl Pct {
 #[derive(Debug, Default)]
 struct Tally {
     latency_ms: Vec<f64>,
+    /// Of which: deciding frame sent → `speech_stopped` received.
+    to_stopped_ms: Vec<f64>,
     barge_started_ms: Vec<f64>,
     barge_done_ms: Vec<f64>,
     barge_held_back_ms: Vec<f64>,
@@ -783,7 +812,12 @@ fn analyse(sim: &Simulated, sent: &Sent, received: &Received, tally: &mut Tally)
             continue;
         }
         match events[i..].iter().find(|(_, e)| matches!(e, Ev::FirstDelta)) {
-            Some((at, _)) => tally.latency_ms.push(ms(at.saturating_duration_since(sent_at))),
+            Some((at, _)) => {
+                tally.latency_ms.push(ms(at.saturating_duration_since(sent_at)));
+                tally
+                    .to_stopped_ms
+                    .push(ms(events[i].0.saturating_duration_since(sent_at)));
+            }
             None => tally.missing_delta += 1,
         }
     }
@@ -831,6 +865,7 @@ struct StreamReport {
     name: &'static str,
     sessions: usize,
     cycles: usize,
+    frames_per_session: usize,
     connected: usize,
     connect_errors: Vec<String>,
     handshake: Pct,
@@ -875,7 +910,10 @@ async fn streaming_phase(
     let server = Server::start(script);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_base_kib = server.rss_kib();
-    println!("[{name}] connecting {sessions} sessions…");
+    println!(
+        "[{name}] server pid {}; connecting {sessions} sessions…",
+        server.pid()
+    );
     let (conns, handshakes, connect_errors) = connect_all(&server, sessions).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_connected_kib = server.rss_kib();
@@ -959,6 +997,7 @@ async fn streaming_phase(
         name,
         sessions,
         cycles,
+        frames_per_session: schedule.len(),
         connected,
         connect_errors,
         handshake: Pct::of(&handshakes.iter().map(|d| ms(*d)).collect::<Vec<_>>()),
@@ -999,7 +1038,10 @@ async fn idle_phase(script: &Path, sessions: usize) -> IdleReport {
     let server = Server::start(script);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_base_kib = server.rss_kib();
-    println!("[idle] connecting {sessions} sessions…");
+    println!(
+        "[idle] server pid {}; connecting {sessions} sessions…",
+        server.pid()
+    );
     let began = Instant::now();
     let (conns, handshakes, connect_errors) = connect_all(&server, sessions).await;
     let connect_seconds = began.elapsed().as_secs_f64();
@@ -1036,6 +1078,14 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "meets" } else { "MISSES" }
 }
 
+impl StreamReport {
+    /// Server CPU time over the phase / (sessions × seconds of audio each streamed).
+    fn server_us_per_session_second(&self) -> f64 {
+        let streamed = self.connected.max(1) as f64 * self.frames_per_session as f64 * FRAME.as_secs_f64();
+        self.cpu.server_seconds * 1e6 / streamed
+    }
+}
+
 fn print_stream(r: &StreamReport) {
     let t = &r.tally;
     println!("\n== phase {} ==", r.name);
@@ -1066,6 +1116,10 @@ fn print_stream(r: &StreamReport) {
         r.cpu.server, r.cpu.client, r.cpu.others, r.cpu.machine_busy, r.seconds
     );
     println!(
+        "server CPU per session {:.0} µs per second of streamed audio (CPU time, so roughly independent of other load)",
+        r.server_us_per_session_second()
+    );
+    println!(
         "load average          before {} / after {}",
         r.load_before, r.load_after
     );
@@ -1077,6 +1131,10 @@ fn print_stream(r: &StreamReport) {
     println!(
         "latency end of speech → first audio delta   {}",
         Pct::of(&t.latency_ms).line()
+    );
+    println!(
+        "  of which → speech_stopped received        {}",
+        Pct::of(&t.to_stopped_ms).line()
     );
     if !t.barge_started_ms.is_empty() || !t.barge_done_ms.is_empty() {
         println!(
@@ -1135,10 +1193,12 @@ fn stream_json(r: &StreamReport) -> Value {
         "client_event_loop_lag": r.client_lag.json(),
         "cpu_percent_of_one_core": {"server": r.cpu.server.round(), "client": r.cpu.client.round(), "other_processes": r.cpu.others.round()},
         "machine_busy_percent": r.cpu.machine_busy.round(),
+        "server_cpu_us_per_session_second": r.server_us_per_session_second().round(),
         "load_average_before": r.load_before,
         "load_average_after": r.load_after,
         "seconds": (r.seconds * 10.0).round() / 10.0,
         "latency_end_of_speech_to_first_audio_delta": Pct::of(&t.latency_ms).json(),
+        "latency_end_of_speech_to_speech_stopped": Pct::of(&t.to_stopped_ms).json(),
         "barge_in_to_speech_started": Pct::of(&t.barge_started_ms).json(),
         "barge_in_to_response_cancelled": Pct::of(&t.barge_done_ms).json(),
         "detector_held_back_at_barge_in": Pct::of(&t.barge_held_back_ms).json(),
