@@ -100,3 +100,84 @@ pub async fn ready(app: &App, ctx: &Ctx, _input: &Input) -> Result<Reply, ApiErr
 pub async fn metrics(app: &App, _ctx: &Ctx, _input: &Input) -> Result<Reply, ApiError> {
     Ok(Reply::text(app.inner().metrics.render()))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::http::{ApiRequest, Method};
+    use avb_auth::adapters::local_authz::LocalAuthorizer;
+    use avb_storage_memory::{
+        MemoryEphemeralTokens, MemoryEventBus, MemoryRateLimiter, MemoryRelationshipStore, MemoryStore,
+    };
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+
+    /// A probe answering as told: `Some(ok)` at once, `None` never.
+    #[derive(Debug)]
+    struct Probe(&'static str, Option<bool>);
+
+    #[async_trait]
+    impl ReadinessCheck for Probe {
+        fn name(&self) -> &str {
+            self.0
+        }
+        async fn check(&self, _ctx: &Ctx) -> avb_core::Result<()> {
+            match self.1 {
+                Some(true) => Ok(()),
+                Some(false) => Err(avb_core::Error::unavailable("redis", "connection refused")),
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    async fn ready_with(checks: Vec<Probe>) -> (u16, Value) {
+        let authorizer = LocalAuthorizer::new(Arc::new(MemoryRelationshipStore::new())).unwrap();
+        let mut builder = App::builder()
+            .storage(MemoryStore::new())
+            .authorizer(Arc::new(authorizer))
+            .rate_limiter(Arc::new(MemoryRateLimiter::new()))
+            .event_bus(Arc::new(MemoryEventBus::new()))
+            .ephemeral_tokens(Arc::new(MemoryEphemeralTokens::new()));
+        for check in checks {
+            builder = builder.readiness_check(Arc::new(check));
+        }
+        let app = builder.build().unwrap();
+        let resp = app.handle(ApiRequest::new(Method::Get, "/health/ready")).await;
+        (resp.status, serde_json::from_slice(&resp.body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn every_registered_dependency_is_reported_beside_the_storage_probe() {
+        let (status, body) = ready_with(vec![Probe("redis", Some(true))]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            json!({ "status": "ok", "checks": { "storage": { "status": "ok" }, "redis": { "status": "ok" } } })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_dependency_is_a_503_naming_it_with_the_error_envelope() {
+        let (status, body) = ready_with(vec![Probe("redis", Some(false))]).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"], "service_unavailable", "{body}");
+        assert_eq!(body["details"]["failed"], json!(["redis"]), "{body}");
+        assert_eq!(body["checks"]["redis"]["status"], "error", "{body}");
+        assert_eq!(body["checks"]["storage"]["status"], "ok", "{body}");
+        // The cause stays in the logs: only the code-level message is shown.
+        assert!(!body.to_string().contains("connection refused"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_never_answers_fails_after_the_readiness_timeout() {
+        let (status, body) = ready_with(vec![Probe("storage", None)]).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(
+            body["details"]["failed"],
+            json!(["storage"]),
+            "a named check replaces the built-in one"
+        );
+        assert_eq!(body["checks"].as_object().unwrap().len(), 1, "{body}");
+    }
+}
