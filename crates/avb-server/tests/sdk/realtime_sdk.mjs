@@ -212,7 +212,29 @@ class Conversation {
     for (const waiter of this.waiters.splice(0)) waiter.reject(err);
   }
 
+  // `rate_limits.updated` must follow every `response.created` at once (the caller's request budget); it is
+  // checked here and not returned, so scenarios assert the response events themselves.
   async recv(timeout = EVENT_TIMEOUT_MS) {
+    let event = await this.recvOne(timeout);
+    const previous = this.lastType;
+    this.lastType = event.type;
+    if (previous === 'response.created') {
+      equal(event.type, 'rate_limits.updated', 'the event after response.created');
+      const limits = event.rate_limits;
+      check(Array.isArray(limits) && limits.length === 1, `rate_limits: ${short(event)}`);
+      equal(limits[0].name, 'requests', 'rate_limits[0].name');
+      check(Number.isInteger(limits[0].limit) && limits[0].limit > 0, 'rate_limits[0].limit');
+      check(limits[0].remaining >= 0 && limits[0].remaining <= limits[0].limit, 'rate_limits[0].remaining');
+      this.rateLimitUpdates = (this.rateLimitUpdates || 0) + 1;
+      event = await this.recvOne(timeout);
+      this.lastType = event.type;
+    } else {
+      check(event.type !== 'rate_limits.updated', 'rate_limits.updated not right after response.created');
+    }
+    return event;
+  }
+
+  async recvOne(timeout) {
     let event;
     if (this.queue.length) {
       event = this.queue.shift();

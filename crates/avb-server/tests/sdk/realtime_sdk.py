@@ -169,7 +169,26 @@ class Conversation:
         return self.names[key]
 
     async def recv(self, timeout: float = EVENT_TIMEOUT_S) -> tuple[Any, dict]:
-        """The next server event as the SDK types it, plus its JSON."""
+        """The next server event as the SDK types it, plus its JSON. `rate_limits.updated` must follow every
+        `response.created` at once (the server reports the caller's request budget there); it is checked here and
+        not returned, so scenarios assert the response events themselves."""
+        event, data = await self._recv_one(timeout)
+        previous, self.last_type = getattr(self, "last_type", None), event.type
+        if previous == "response.created":
+            equal(event.type, "rate_limits.updated", "the event after response.created")
+            limits = data.get("rate_limits")
+            check(isinstance(limits, list) and len(limits) == 1, f"rate_limits: {short(data)}")
+            equal(limits[0].get("name"), "requests", "rate_limits[0].name")
+            check(isinstance(limits[0].get("limit"), int) and limits[0]["limit"] > 0, "rate_limits[0].limit")
+            check(0 <= limits[0].get("remaining", -1) <= limits[0]["limit"], "rate_limits[0].remaining")
+            self.rate_limit_updates = getattr(self, "rate_limit_updates", 0) + 1
+            event, data = await self._recv_one(timeout)
+            self.last_type = event.type
+        else:
+            check(event.type != "rate_limits.updated", "rate_limits.updated not right after response.created")
+        return event, data
+
+    async def _recv_one(self, timeout: float) -> tuple[Any, dict]:
         try:
             raw = await asyncio.wait_for(self.conn.recv_bytes(), timeout)
         except asyncio.TimeoutError:
