@@ -20,7 +20,7 @@ use avb_api::ops::health::ReadinessCheck;
 use avb_api::{App, AppConfig, RateLimits};
 use avb_auth::adapters::local_authz::LocalAuthorizer;
 use avb_auth::adapters::static_jwt::{StaticJwtBuilder, StaticJwtIdentity};
-use avb_auth::authorizer::RelationshipStore;
+use avb_auth::authorizer::{Authorizer, RelationshipStore};
 use avb_auth::ephemeral::EphemeralTokenStore;
 use avb_auth::identity::IdentityProvider;
 use avb_core::audit::{AuditReader, AuditSink};
@@ -262,9 +262,40 @@ pub async fn assemble(config: &ServerConfig) -> Result<Assembled, AssembleError>
     };
     let redis = connect_redis(config).await?;
 
-    let authorizer = LocalAuthorizer::new(storage.relationships.clone())
-        .map_err(|e| AssembleError::Adapter(e.to_string()))?;
-    adapters.push(("authorizer", "local"));
+    let authorizer: Arc<dyn Authorizer> = match config
+        .spicedb_endpoint
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    {
+        // SpiceDB decides every permission; the schema is written at start (idempotent, like migrations), so a
+        // fresh SpiceDB works at once and `sync-permissions` stays available for deployments that prefer a step.
+        Some(endpoint) => {
+            let spicedb = avb_auth::adapters::spicedb::SpiceDbAuthorizerBuilder::new(
+                endpoint,
+                config.spicedb_token.expose(),
+            )
+            .insecure(config.spicedb_insecure)
+            .build()
+            .map_err(|e| AssembleError::Adapter(format!("SPICEDB_ENDPOINT: {e}")))?;
+            let ctx = avb_core::Ctx::system(
+                avb_core::RequestId::generate(&avb_core::UuidV7Ids),
+                "assemble",
+                None,
+            );
+            spicedb
+                .write_schema(&ctx, avb_auth::zed::AGENTVOICEBOX_SCHEMA)
+                .await
+                .map_err(|e| AssembleError::Adapter(format!("SpiceDB schema: {e}")))?;
+            adapters.push(("authorizer", "spicedb"));
+            Arc::new(spicedb)
+        }
+        None => {
+            let local = LocalAuthorizer::new(storage.relationships.clone())
+                .map_err(|e| AssembleError::Adapter(e.to_string()))?;
+            adapters.push(("authorizer", "local"));
+            Arc::new(local)
+        }
+    };
 
     let (identity, dev_identity): (Arc<dyn IdentityProvider>, Option<StaticJwtIdentity>) =
         match &config.keycloak_url {
@@ -416,7 +447,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Assembled, AssembleError>
         .audit(storage.audit_sink, storage.audit_reader)
         .jobs(jobs)
         .identity(identity)
-        .authorizer(Arc::new(authorizer))
+        .authorizer(authorizer)
         .rate_limiter(limiter)
         .event_bus(events)
         .ephemeral_tokens(ephemeral)

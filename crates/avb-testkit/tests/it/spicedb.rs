@@ -893,3 +893,94 @@ fn shared_peer_starts_once_and_outlives_the_runtime_that_started_it() {
         assert!(written.into_inner().written_at.is_some());
     });
 }
+
+/// The server with `SPICEDB_ENDPOINT` set decides permissions in the real SpiceDB: the schema is written at start,
+/// the bootstrap's relationships land there, and the REST API's guards follow them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_configured_with_spicedb_checks_permissions_there() {
+    use avb_testkit::blackbox::Framework;
+    use serde_json::json;
+    let peer = start_spicedb().await.unwrap();
+    let server = Framework::Axum
+        .start_with(json!({
+            "spicedb_endpoint": peer.endpoint,
+            "spicedb_token": peer.preshared_key,
+            "spicedb_insecure": true,
+        }))
+        .await
+        .unwrap();
+    // The admin may create a project (tenant#create_project via the admin relation written in SpiceDB).
+    let created = server
+        .post("/api/v2/projects")
+        .bearer(&server.admin_token)
+        .json(&json!({"name": "Through SpiceDB"}))
+        .send()
+        .await
+        .unwrap();
+    created.expect(201).unwrap();
+    let project = created.json()["id"].as_str().unwrap().to_owned();
+    // A viewer invited into the tenant may read but not create.
+    let invited = server
+        .post("/api/v2/users")
+        .bearer(&server.admin_token)
+        .json(&json!({"email": "viewer@demo.test", "first_name": "V", "last_name": "W", "roles": ["viewer"]}))
+        .send()
+        .await
+        .unwrap();
+    invited.expect(201).unwrap();
+    let viewer = server
+        .token_for(
+            "viewer@demo.test",
+            Some(&server.tenant_id),
+            &[avb_core::Role::Viewer],
+        )
+        .unwrap();
+    let denied = server
+        .post("/api/v2/projects")
+        .bearer(&viewer)
+        .json(&json!({"name": "Nope"}))
+        .send()
+        .await
+        .unwrap();
+    denied.expect_error(403, "permission_denied").unwrap();
+    server
+        .get(&format!("/api/v2/projects/{project}"))
+        .bearer(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .expect(200)
+        .unwrap();
+    // The relationships are in SpiceDB itself: the admin's `develop` on the project is answered there.
+    let mut client = PermissionsServiceClient::with_interceptor(
+        Endpoint::from_shared(peer.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+        Bearer(Some(peer.preshared_key.clone())),
+    );
+    let tenant_relations = client
+        .read_relationships(ReadRelationshipsRequest {
+            consistency: Some(Consistency {
+                requirement: Some(Requirement::FullyConsistent(true)),
+            }),
+            relationship_filter: Some(RelationshipFilter {
+                resource_type: "project".into(),
+                optional_resource_id: project.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut stream = tenant_relations.into_inner();
+    let mut seen = 0;
+    while stream.message().await.unwrap().is_some() {
+        seen += 1;
+    }
+    assert!(
+        seen >= 1,
+        "the project's tenant relation was not written to SpiceDB"
+    );
+}
