@@ -77,9 +77,10 @@ impl std::fmt::Debug for MemoryEventBus {
     }
 }
 
-/// Refuses groups outside the context's storage scope as absent, like any other tenant's record.
+/// Refuses groups the context may not see (another tenant's, or the platform group outside a system context) as
+/// absent, like any other tenant's record.
 fn ensure_visible(ctx: &Ctx, group: &Group) -> Result<()> {
-    if ctx.storage_scope()?.allows(group.tenant()) {
+    if group.visible_to(ctx)? {
         Ok(())
     } else {
         Err(Error::not_found("event_group", group.name()))

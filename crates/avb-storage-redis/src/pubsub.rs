@@ -50,7 +50,8 @@ struct EnvelopeRef<'a> {
 ///   reaches only subscribers of the exact group it was published to, tenant included, so a forged group
 ///   that shares a channel name (another tenant's `user_{id}`) receives nothing.
 /// - After a dropped connection or a Redis restart, the connection reconnects by itself (backoff up to 1 s)
-///   and re-subscribes every channel; a keepalive ping restarts reconnecting after long outages.
+///   and re-subscribes every channel; a keepalive ping restarts reconnecting after long outages. Every
+///   subscription is told of the drop with [`Delivery::Lagged`] of unknown size (`missed: 0`).
 ///
 /// Redis pub/sub is at-most-once: events published while this bus's connection is down are lost for its
 /// subscribers (the contract promises delivery only to live subscriptions). Cloning shares the connection and
@@ -106,6 +107,16 @@ impl Registry {
 
     /// Called by the connection's driver for every push frame: must not block.
     fn dispatch(&self, push: PushInfo) {
+        if push.kind == PushKind::Disconnection {
+            // Whatever is published until the driver has re-subscribed is lost: tell every subscription once,
+            // with an unknown count, so one that keeps derived state (a cache) can drop it.
+            let channels = self.lock();
+            let mut told = std::collections::HashSet::new();
+            for local in channels.values().flatten().filter(|l| told.insert(l.id)) {
+                deliver_lag_unknown(local);
+            }
+            return;
+        }
         if push.kind != PushKind::Message {
             return;
         }
@@ -174,9 +185,19 @@ fn deliver(local: &Local, delivery: Delivery) {
     }
 }
 
-/// Refuses groups outside the context's storage scope as absent, like any other tenant's record.
+/// Reports a lag of unknown size (`missed: 0`), or the counted lag still pending; when the buffer is full the
+/// subscriber learns of a lag anyway, from the count its next call reports.
+fn deliver_lag_unknown(local: &Local) {
+    let missed = local.missed.swap(0, Ordering::AcqRel);
+    if let Err(TrySendError::Full(_)) = local.tx.try_send(Delivery::Lagged { missed }) {
+        local.missed.fetch_add(missed.max(1), Ordering::AcqRel);
+    }
+}
+
+/// Refuses groups the context may not see (another tenant's, or the platform group outside a system context) as
+/// absent, like any other tenant's record.
 fn ensure_visible(ctx: &Ctx, group: &Group) -> Result<()> {
-    if ctx.storage_scope()?.allows(group.tenant()) {
+    if group.visible_to(ctx)? {
         Ok(())
     } else {
         Err(Error::not_found("event_group", group.name()))

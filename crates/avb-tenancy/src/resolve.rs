@@ -18,8 +18,12 @@
 //! Without any tenant, an authenticated principal gets `tenant_required`, except cross-tenant principals
 //! (sysadmins, the system), which may act without one; anonymous requests pass with no tenant.
 //!
-//! Nothing is cached here; a caching decorator can wrap [`TenantResolver`] later (status changes must then
-//! invalidate it).
+//! # Caching
+//! A resolver built [`TenantResolver::with_cache`] keeps tenant records (and slug → id lookups) in a short-lived,
+//! bounded [`TenantCache`] (TTL [`DEFAULT_TENANT_TTL`] by default), so a request usually resolves its tenant without a database round trip. Every change
+//! made through [`crate::tenant::TenantService`] drops the tenant from the cache it shares with the resolver at
+//! once; other replicas learn of it from the application's invalidation broadcast, and at the latest when the TTL
+//! ends. The status check runs on every request, cached record or not.
 
 use crate::error::{Error, Result};
 use crate::model::{Tenant, TenantStatus};
@@ -27,6 +31,154 @@ use crate::service::TenancyDeps;
 use crate::store::TenantFilter;
 use crate::validation;
 use avb_core::{Ctx, FieldErrors, PageRequest, Principal, RequestId, Role, TenantId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a resolved tenant is served from memory before it is read again.
+pub const DEFAULT_TENANT_TTL: Duration = Duration::from_secs(5);
+/// Upper bound on cached tenants (and on cached slugs); beyond it the map is cleared rather than grown.
+pub const DEFAULT_TENANT_CAPACITY: usize = 10_000;
+
+/// A short-lived, bounded in-process cache of tenant records by id and of tenant ids by slug.
+///
+/// Cloning shares the cache. A read that started before an invalidation never stores its (possibly stale)
+/// result: every invalidation advances a generation, and [`TenantCache::insert`] only stores when the generation
+/// is the one read before the lookup.
+#[derive(Debug, Clone)]
+pub struct TenantCache {
+    inner: Arc<CacheInner>,
+}
+
+#[derive(Debug)]
+struct CacheInner {
+    ttl: Duration,
+    capacity: usize,
+    generation: AtomicU64,
+    tenants: RwLock<HashMap<TenantId, (Arc<Tenant>, Instant)>>,
+    slugs: RwLock<HashMap<String, (TenantId, Instant)>>,
+}
+
+impl Default for TenantCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_TENANT_TTL, DEFAULT_TENANT_CAPACITY)
+    }
+}
+
+impl TenantCache {
+    /// A cache keeping entries for `ttl` (zero disables it), at most `capacity` of each kind.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            inner: Arc::new(CacheInner {
+                ttl,
+                capacity: capacity.max(1),
+                generation: AtomicU64::new(0),
+                tenants: RwLock::new(HashMap::new()),
+                slugs: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// A cache that keeps nothing.
+    pub fn disabled() -> Self {
+        Self::new(Duration::ZERO, 1)
+    }
+
+    /// The current generation, to pass to [`TenantCache::insert`] after a lookup.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// The cached record of `id`, if fresh.
+    pub fn get(&self, id: TenantId) -> Option<Arc<Tenant>> {
+        let tenants = self.inner.tenants.read().unwrap_or_else(PoisonError::into_inner);
+        let (tenant, at) = tenants.get(&id)?;
+        (at.elapsed() < self.inner.ttl).then(|| Arc::clone(tenant))
+    }
+
+    /// Stores `tenant`, read when the generation was `generation`, unless an invalidation happened since.
+    pub fn insert(&self, generation: u64, tenant: Arc<Tenant>) {
+        if self.inner.ttl.is_zero() {
+            return;
+        }
+        let mut tenants = self.inner.tenants.write().unwrap_or_else(PoisonError::into_inner);
+        // Checked under the write lock, which invalidations also take after advancing the generation.
+        if self.generation() != generation {
+            return;
+        }
+        if tenants.len() >= self.inner.capacity && !tenants.contains_key(&tenant.id) {
+            tenants.clear();
+        }
+        tenants.insert(tenant.id, (tenant, Instant::now()));
+    }
+
+    /// The cached id of the tenant with `slug`, if fresh.
+    pub fn slug(&self, slug: &str) -> Option<TenantId> {
+        let slugs = self.inner.slugs.read().unwrap_or_else(PoisonError::into_inner);
+        let (id, at) = slugs.get(slug)?;
+        (at.elapsed() < self.inner.ttl).then_some(*id)
+    }
+
+    /// Stores `slug → id`, looked up when the generation was `generation`, unless an invalidation happened since.
+    pub fn insert_slug(&self, generation: u64, slug: String, id: TenantId) {
+        if self.inner.ttl.is_zero() {
+            return;
+        }
+        let mut slugs = self.inner.slugs.write().unwrap_or_else(PoisonError::into_inner);
+        if self.generation() != generation {
+            return;
+        }
+        if slugs.len() >= self.inner.capacity && !slugs.contains_key(&slug) {
+            slugs.clear();
+        }
+        slugs.insert(slug, (id, Instant::now()));
+    }
+
+    /// Drops `id` and every slug pointing to it, so the next resolution reads the store.
+    pub fn invalidate(&self, id: TenantId) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        self.inner
+            .tenants
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        self.inner
+            .slugs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, (t, _)| *t != id);
+    }
+
+    /// Drops everything (the invalidation feed was interrupted, so any entry may be stale).
+    pub fn clear(&self) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        self.inner
+            .tenants
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.inner
+            .slugs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Number of cached tenant records (fresh or not yet evicted).
+    pub fn len(&self) -> usize {
+        self.inner
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// True when no tenant record is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// Paths that need no tenant (spec §5.2 `EXEMPT_PATHS`).
 pub const EXEMPT_PATHS: &[&str] = &[
@@ -60,12 +212,24 @@ pub struct ResolveInput<'a> {
 #[derive(Debug, Clone)]
 pub struct TenantResolver {
     deps: TenancyDeps,
+    cache: TenantCache,
 }
 
 impl TenantResolver {
-    /// A resolver reading through `deps.store`.
+    /// A resolver reading through `deps.store` on every request (no cache: see [`TenantResolver::with_cache`]).
     pub fn new(deps: TenancyDeps) -> Self {
-        Self { deps }
+        Self::with_cache(deps, TenantCache::disabled())
+    }
+
+    /// A resolver reading through `deps.store` and caching in `cache` (share it with the
+    /// [`crate::tenant::TenantService`] that changes tenants, so its changes invalidate it).
+    pub fn with_cache(deps: TenancyDeps, cache: TenantCache) -> Self {
+        Self { deps, cache }
+    }
+
+    /// The resolver's cache (for invalidation).
+    pub fn cache(&self) -> &TenantCache {
+        &self.cache
     }
 
     /// The tenant the request acts for: `Ok(None)` when it acts for none (exempt path, anonymous caller,
@@ -74,6 +238,11 @@ impl TenantResolver {
     /// Lookups run under an internal system context without a tenant (all-tenants scope): the tenant is what is
     /// being found out, so no narrower scope exists yet. Only the tenant row is read; nothing is written.
     pub async fn resolve(&self, input: ResolveInput<'_>) -> Result<Option<Tenant>> {
+        Ok(self.resolve_shared(input).await?.map(Arc::unwrap_or_clone))
+    }
+
+    /// [`TenantResolver::resolve`], answering the cached record itself rather than a copy.
+    pub async fn resolve_shared(&self, input: ResolveInput<'_>) -> Result<Option<Arc<Tenant>>> {
         if is_exempt(input.path) {
             return Ok(None);
         }
@@ -104,20 +273,28 @@ impl TenantResolver {
                 _ => Err(Error::TenantRequired),
             };
         };
-        let ctx = self.system_ctx();
-        let tenant = match self
-            .deps
-            .read(&ctx, move |uow| {
-                Box::pin(async move { Ok(uow.tenants().get(id).await?) })
-            })
-            .await
-        {
-            Ok(t) => t,
-            Err(Error::NotFound { .. }) => return Err(Error::TenantNotFound(id.to_string())),
-            Err(other) => return Err(other),
+        let tenant = match self.cache.get(id) {
+            Some(hit) => hit,
+            None => {
+                let generation = self.cache.generation();
+                let ctx = self.system_ctx();
+                let read = self
+                    .deps
+                    .read(&ctx, move |uow| {
+                        Box::pin(async move { Ok(uow.tenants().get(id).await?) })
+                    })
+                    .await;
+                let tenant = match read {
+                    Ok(t) => Arc::new(t),
+                    Err(Error::NotFound { .. }) => return Err(Error::TenantNotFound(id.to_string())),
+                    Err(other) => return Err(other),
+                };
+                self.cache.insert(generation, Arc::clone(&tenant));
+                tenant
+            }
         };
         match tenant.status {
-            TenantStatus::Suspended => Err(Error::TenantSuspended(tenant.name)),
+            TenantStatus::Suspended => Err(Error::TenantSuspended(tenant.name.clone())),
             TenantStatus::Deleted => Err(Error::TenantNotFound(id.to_string())),
             TenantStatus::Active | TenantStatus::Pending => Ok(Some(tenant)),
         }
@@ -125,6 +302,11 @@ impl TenantResolver {
 
     /// The id of the tenant with this slug, if any (deleted ones included: the status check decides).
     async fn find_by_slug(&self, slug: String) -> Result<Option<TenantId>> {
+        if let Some(id) = self.cache.slug(&slug) {
+            return Ok(Some(id));
+        }
+        let generation = self.cache.generation();
+        let key = slug.clone();
         let filter = TenantFilter {
             slug: Some(slug),
             ..Default::default()
@@ -136,7 +318,11 @@ impl TenantResolver {
                 Box::pin(async move { Ok(uow.tenants().list(&filter, PageRequest::default()).await?) })
             })
             .await?;
-        Ok(page.items.first().map(|t| t.id))
+        let found = page.items.first().map(|t| t.id);
+        if let Some(id) = found {
+            self.cache.insert_slug(generation, key, id);
+        }
+        Ok(found)
     }
 
     fn system_ctx(&self) -> Ctx {
@@ -256,6 +442,82 @@ mod tests {
         ] {
             assert_eq!(subdomain(host), None, "{host}");
         }
+    }
+
+    fn tenant(n: u128, slug: &str) -> Arc<Tenant> {
+        let now = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        Arc::new(Tenant {
+            id: TenantId(uuid::Uuid::from_u128(n)),
+            name: format!("Tenant {n}"),
+            slug: slug.to_owned(),
+            tier: crate::model::TenantTier::Free,
+            status: TenantStatus::Active,
+            billing_id: String::new(),
+            keycloak_group_id: String::new(),
+            settings: serde_json::Map::new(),
+            limits: crate::model::TenantTier::Free.limits(),
+            created_at: now,
+            updated_at: now,
+            activated_at: Some(now),
+            suspended_at: None,
+            deleted_at: None,
+            version: 1,
+        })
+    }
+
+    #[test]
+    fn cached_tenants_expire_after_the_ttl() {
+        let cache = TenantCache::new(Duration::from_millis(50), 10);
+        let a = tenant(1, "alpha");
+        cache.insert(cache.generation(), Arc::clone(&a));
+        cache.insert_slug(cache.generation(), "alpha".into(), a.id);
+        assert_eq!(cache.get(a.id).unwrap().id, a.id);
+        assert_eq!(cache.slug("alpha"), Some(a.id));
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(cache.get(a.id).is_none());
+        assert_eq!(cache.slug("alpha"), None);
+    }
+
+    #[test]
+    fn invalidation_drops_the_tenant_and_its_slugs_only() {
+        let cache = TenantCache::new(Duration::from_secs(60), 10);
+        let (a, b) = (tenant(1, "alpha"), tenant(2, "bravo"));
+        for t in [&a, &b] {
+            cache.insert(cache.generation(), Arc::clone(t));
+            cache.insert_slug(cache.generation(), t.slug.clone(), t.id);
+        }
+        cache.invalidate(a.id);
+        assert!(cache.get(a.id).is_none());
+        assert_eq!(cache.slug("alpha"), None);
+        assert_eq!(cache.get(b.id).unwrap().id, b.id);
+        assert_eq!(cache.slug("bravo"), Some(b.id));
+        cache.clear();
+        assert!(cache.is_empty());
+        assert_eq!(cache.slug("bravo"), None);
+    }
+
+    #[test]
+    fn a_read_overtaken_by_an_invalidation_is_not_stored() {
+        let cache = TenantCache::new(Duration::from_secs(60), 10);
+        let a = tenant(1, "alpha");
+        let before = cache.generation();
+        cache.invalidate(a.id); // a change committed while the read was in flight
+        cache.insert(before, Arc::clone(&a));
+        cache.insert_slug(before, "alpha".into(), a.id);
+        assert!(cache.get(a.id).is_none());
+        assert_eq!(cache.slug("alpha"), None);
+    }
+
+    #[test]
+    fn the_cache_stays_bounded_and_a_zero_ttl_keeps_nothing() {
+        let cache = TenantCache::new(Duration::from_secs(60), 2);
+        for n in 1..=5 {
+            cache.insert(cache.generation(), tenant(n, "x"));
+            assert!(cache.len() <= 2);
+        }
+        let off = TenantCache::disabled();
+        off.insert(off.generation(), tenant(1, "alpha"));
+        assert!(off.is_empty());
     }
 
     #[test]

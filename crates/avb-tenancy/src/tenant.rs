@@ -24,6 +24,7 @@ use crate::model::{
     Tenant, TenantLimits, TenantSettings, TenantStatus, TenantTier, User, UserProfile, VoiceProvider,
 };
 use crate::quota::{self, Quota};
+use crate::resolve::TenantCache;
 use crate::service::TenancyDeps;
 use crate::store::{SessionFilter, TenantFilter, UserFilter};
 use crate::validation;
@@ -282,15 +283,25 @@ pub struct TenantUsage {
 
 /// Tenant operations (spec §7.4). Authorization is the caller's job (the API layer guards admin routes); this
 /// service validates, keeps the status rules and writes each change with its audit record and jobs atomically.
+///
+/// Every change of a tenant (update, suspend, activate, delete, settings) drops it from the service's
+/// [`TenantCache`] once the unit of work returned, committed or not; share the cache with the
+/// [`crate::resolve::TenantResolver`] ([`TenantService::with_cache`]). Other replicas are the caller's to tell.
 #[derive(Debug, Clone)]
 pub struct TenantService {
     deps: TenancyDeps,
+    cache: TenantCache,
 }
 
 impl TenantService {
-    /// A service over `deps`.
+    /// A service over `deps` (invalidating no cache).
     pub fn new(deps: TenancyDeps) -> Self {
-        Self { deps }
+        Self::with_cache(deps, TenantCache::disabled())
+    }
+
+    /// A service over `deps` that invalidates `cache` after every change of a tenant.
+    pub fn with_cache(deps: TenancyDeps, cache: TenantCache) -> Self {
+        Self { deps, cache }
     }
 
     /// Creates a `pending` tenant with the tier's limits, its default settings row and its first administrator,
@@ -470,7 +481,8 @@ impl TenantService {
         let patch = ValidTenantPatch::from_request(&req)?;
         let scoped = tenant_ctx(ctx, id)?;
         let now = self.deps.clock.now();
-        self.deps
+        let result = self
+            .deps
             .write(&scoped, move |uow| {
                 Box::pin(async move {
                     let current = uow.tenants().lock(id).await?;
@@ -529,7 +541,9 @@ impl TenantService {
                     Ok(saved)
                 })
             })
-            .await
+            .await;
+        self.cache.invalidate(id);
+        result
     }
 
     /// Suspends a `pending` or `active` tenant with a reason (1–500 characters), kept in
@@ -593,7 +607,8 @@ impl TenantService {
     {
         let scoped = tenant_ctx(ctx, id)?;
         let now = self.deps.clock.now();
-        self.deps
+        let result = self
+            .deps
             .write(&scoped, move |uow| {
                 Box::pin(async move {
                     let current = uow.tenants().lock(id).await?;
@@ -614,7 +629,9 @@ impl TenantService {
                     Ok(saved)
                 })
             })
-            .await
+            .await;
+        self.cache.invalidate(id);
+        result
     }
 
     /// The tenant's settings (spec §7.4 `get_settings`). A tenant without a settings row (created outside this
@@ -644,7 +661,8 @@ impl TenantService {
         let patch = ValidSettingsPatch::from_request(&req)?;
         let scoped = tenant_ctx(ctx, id)?;
         let now = self.deps.clock.now();
-        self.deps
+        let result = self
+            .deps
             .write(&scoped, move |uow| {
                 Box::pin(async move {
                     let tenant = uow.tenants().lock(id).await?;
@@ -674,7 +692,9 @@ impl TenantService {
                     Ok(saved)
                 })
             })
-            .await
+            .await;
+        self.cache.invalidate(id);
+        result
     }
 
     /// Usage against limits (spec §7.4 `get_usage_stats`). Counts are what the quotas are enforced against: active

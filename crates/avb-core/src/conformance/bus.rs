@@ -183,6 +183,59 @@ pub async fn cross_tenant_context_may_use_any_tenants_groups(bus: Arc<dyn EventB
     assert_eq!(next_event(&mut sub).await, (group, event("billing.alert", 1)));
 }
 
+/// The platform group carries events between system contexts without a tenant. Other replicas or tests may share
+/// the group on a shared broker, so the check waits for its own event among any others.
+pub async fn platform_group_reaches_system_subscribers(bus: Arc<dyn EventBus>) {
+    let platform = Ctx::system(RequestId::generate(&UuidV7Ids), "conformance:bus", None);
+    let mut sub = bus.subscribe(&platform, &[Group::Platform]).await.unwrap();
+    let nonce = uuid::Uuid::new_v4().to_string();
+    let mine = BusEvent {
+        kind: "conformance.platform".to_owned(),
+        data: serde_json::json!({ "nonce": nonce }),
+        timestamp: DateTime::<Utc>::UNIX_EPOCH,
+    };
+    bus.publish(&platform, Group::Platform, mine.clone())
+        .await
+        .unwrap();
+    loop {
+        let (group, got) = next_event(&mut sub).await;
+        assert_eq!(group, Group::Platform);
+        if got == mine {
+            break;
+        }
+    }
+}
+
+/// The platform group is refused (`not_found`) to tenant-scoped contexts, system ones included, and to
+/// contexts without a storage scope; a refused publish reaches nobody.
+pub async fn platform_group_is_refused_outside_system_contexts(bus: Arc<dyn EventBus>) {
+    let platform = Ctx::system(RequestId::generate(&UuidV7Ids), "conformance:bus", None);
+    let mut watcher = bus.subscribe(&platform, &[Group::Platform]).await.unwrap();
+    let nonce = uuid::Uuid::new_v4().to_string();
+    let forged = BusEvent {
+        kind: "conformance.forged".to_owned(),
+        data: serde_json::json!({ "nonce": nonce }),
+        timestamp: DateTime::<Utc>::UNIX_EPOCH,
+    };
+    let anonymous = Ctx::new(RequestId::generate(&UuidV7Ids), crate::Principal::Anonymous);
+    for ctx in [tenant_ctx(random_tenant()), anonymous] {
+        let refused = bus.subscribe(&ctx, &[Group::Platform]).await;
+        assert!(refused.is_err(), "{ctx:?} must not subscribe: {refused:?}");
+        let refused = bus.publish(&ctx, Group::Platform, forged.clone()).await;
+        assert!(refused.is_err(), "{ctx:?} must not publish: {refused:?}");
+    }
+    let scoped = tenant_ctx(random_tenant());
+    assert!(matches!(
+        bus.subscribe(&scoped, &[Group::Platform]).await,
+        Err(Error::NotFound { .. })
+    ));
+    while let Ok(Some(delivery)) = tokio::time::timeout(QUIET_PERIOD, watcher.next()).await {
+        if let Delivery::Event { event, .. } = delivery {
+            assert_ne!(event, forged, "a refused publish was delivered");
+        }
+    }
+}
+
 /// Events published before `subscribe` returned are not replayed.
 pub async fn events_published_before_subscribe_are_not_replayed(bus: Arc<dyn EventBus>) {
     let tenant = random_tenant();
@@ -290,6 +343,8 @@ macro_rules! event_bus_conformance {
             one_subscription_receives_all_its_groups,
             duplicate_groups_in_one_subscription_deliver_once,
             dropping_a_subscription_leaves_the_others_receiving,
+            platform_group_reaches_system_subscribers,
+            platform_group_is_refused_outside_system_contexts,
         );
     };
     (@checks $factory:expr; $($check:ident),+ $(,)?) => {
