@@ -17,7 +17,7 @@ use avb_tenancy::api_key::ApiKeyService;
 use avb_tenancy::audit::AuditService;
 use avb_tenancy::notification::NotificationService;
 use avb_tenancy::project::ProjectService;
-use avb_tenancy::resolve::TenantResolver;
+use avb_tenancy::resolve::{DEFAULT_TENANT_CAPACITY, TenantCache, TenantResolver};
 use avb_tenancy::session::SessionService;
 use avb_tenancy::store::TenancyStore;
 use avb_tenancy::tenant::TenantService;
@@ -67,6 +67,10 @@ pub struct AppConfig {
     pub trust_forwarded_for: bool,
     /// Limits of realtime voice connections.
     pub realtime: crate::realtime::RealtimeConfig,
+    /// How long a resolved tenant is served from this replica's memory (default 5 s; zero disables the
+    /// cache). Changes are broadcast to every replica ([`crate::invalidation`]); the TTL bounds staleness only
+    /// when a broadcast is lost.
+    pub tenant_cache_ttl: Duration,
 }
 
 impl Default for AppConfig {
@@ -79,6 +83,7 @@ impl Default for AppConfig {
             debug: false,
             trust_forwarded_for: false,
             realtime: crate::realtime::RealtimeConfig::default(),
+            tenant_cache_ttl: avb_tenancy::resolve::DEFAULT_TENANT_TTL,
         }
     }
 }
@@ -316,10 +321,12 @@ impl AppBuilder {
         )
         // Users created at sign-in get their tenant-role relationships before their first request is authorized.
         .with_authorizer(authorizer.clone());
+        // Shared by resolution (which fills it) and the tenant service (whose changes invalidate it).
+        let tenant_cache = TenantCache::new(self.config.tenant_cache_ttl, DEFAULT_TENANT_CAPACITY);
         Ok(App {
             inner: Arc::new(AppInner {
+                tenants: TenantService::with_cache(deps.clone(), tenant_cache.clone()),
                 config: self.config,
-                tenants: TenantService::new(deps.clone()),
                 users,
                 projects: ProjectService::new(deps.clone()),
                 api_keys,
@@ -328,7 +335,7 @@ impl AppBuilder {
                 themes: ThemeService::new(deps.clone()),
                 notifications: NotificationService::new(deps.clone()),
                 audit: AuditService::new(audit_reader),
-                resolver: TenantResolver::new(deps.clone()),
+                resolver: TenantResolver::with_cache(deps.clone(), tenant_cache),
                 deps,
                 authenticator,
                 authorizer,

@@ -14,6 +14,9 @@ pub struct Input {
     pub query: String,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// The tenant record resolution found for this request (the one `ctx.tenant()` names), at most a few
+    /// seconds old: handlers that only need the caller's tenant record read it here instead of the store.
+    pub tenant: Option<std::sync::Arc<avb_tenancy::model::Tenant>>,
 }
 
 impl Input {

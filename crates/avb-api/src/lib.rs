@@ -12,6 +12,7 @@ pub mod dto;
 pub mod error;
 pub mod http;
 pub mod input;
+pub mod invalidation;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;

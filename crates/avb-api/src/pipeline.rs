@@ -300,7 +300,7 @@ impl App {
         // Tenant resolution (spec §5.2).
         let tenant = inner
             .resolver
-            .resolve(ResolveInput {
+            .resolve_shared(ResolveInput {
                 path: &req.path,
                 principal: &principal,
                 header_tenant: req.headers.get("x-tenant-id"),
@@ -311,7 +311,7 @@ impl App {
         let ctx = Ctx::new(request_id.clone(), principal)
             .with_client(client.clone())
             .with_deadline(base.deadline())
-            .with_tenant(tenant.map(|t| t.id));
+            .with_tenant(tenant.as_ref().map(|t| t.id));
 
         // Rate limiting (spec §10.2): by API key, user or IP, with the caller's tier.
         if !exempt(&req.path)
@@ -330,6 +330,7 @@ impl App {
             params,
             query: req.query,
             body: req.body,
+            tenant,
         };
         let handler = route.handler;
         let reply =

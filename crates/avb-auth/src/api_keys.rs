@@ -129,6 +129,14 @@ impl ApiKeyAuthenticator {
             .retain(|_, c| c.record.id != key);
     }
 
+    /// Drops every cached key (the invalidation feed had a gap, so any entry may be stale).
+    pub fn clear(&self) {
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     /// The usage batcher (for shutdown flushing).
     pub fn usage(&self) -> &Arc<UsageBatcher> {
         &self.usage

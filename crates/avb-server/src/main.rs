@@ -205,6 +205,8 @@ async fn serve(config: ServerConfig, assembled: avb_server::Assembled) -> Result
         );
     }
     let jobs = JobRunner::new(app.clone()).spawn(Duration::from_secs(1));
+    // Drops this replica's cached tenants and API keys when any replica changes them.
+    let invalidations = avb_api::invalidation::spawn(app.clone());
     let relay = assembled
         .outbox_relay
         .clone()
@@ -253,6 +255,7 @@ async fn serve(config: ServerConfig, assembled: avb_server::Assembled) -> Result
     }
     // In-flight requests are done; write what was batched so nothing accepted is lost.
     jobs.abort();
+    invalidations.abort();
     flusher.abort();
     if let Some(relay) = relay {
         relay.abort();

@@ -123,6 +123,98 @@ async fn an_api_key_created_on_one_replica_authenticates_on_the_others() {
     assert_eq!(body["error"], "authentication_failed", "{body}");
 }
 
+/// Polls `GET /tenants/me` on `base` with `key` until the answer's `error` is `code`; how long that took.
+async fn refused_within(base: &str, key: &str, code: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(base, "/api/v2/tenants/me", key).await;
+        if body["error"] == code {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "still {status} {body} after {limit:?}, expected {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_or_a_tenant_suspended_on_one_replica_is_refused_by_another_that_cached_it() {
+    let _serial = SERIAL.lock().await;
+    let db = Database::create();
+    let prefix = RedisPrefix::new();
+    let env = replica_env(&db.url(), Some((SHARED_REDIS_URL, &prefix.prefix)));
+    let a = first_replica(env.clone()).await;
+    let b = Replica::start(&env).await;
+    let admin = a.banner("admin token:");
+    let sysadmin = a.banner("sysadmin token:");
+    let demo_key = a.banner("api key:");
+    let limit = Duration::from_secs(1);
+
+    // B validates (and caches) a key made on A, then A revokes it: B refuses it within a second, not after
+    // its 30 s cache entry ends.
+    let (status, created) = post(
+        &a.base,
+        "/api/v2/api-keys",
+        &admin,
+        json!({ "name": "cached on B", "scopes": ["admin"] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    let tenant = created["tenant_id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let (status, me) = get(&b.base, "/api/v2/tenants/me", &key).await;
+        assert_eq!(status, 200, "{me}");
+    }
+    let id = created["id"].as_str().unwrap();
+    let (status, body) = post(
+        &a.base,
+        &format!("/api/v2/api-keys/{id}/revoke"),
+        &admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let took = refused_within(&b.base, &key, "authentication_failed", limit).await;
+    eprintln!("revoked key refused by B after {took:?}");
+
+    // B serves the tenant from its cache; A suspends it: B refuses within a second, and serves it again
+    // within a second of A activating it.
+    let (status, me) = get(&b.base, "/api/v2/tenants/me", &demo_key).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["status"], "active", "{me}");
+    let (status, body) = post(
+        &a.base,
+        &format!("/api/v2/admin/tenants/{tenant}/suspend"),
+        &sysadmin,
+        json!({ "reason": "scale-out test" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let took = refused_within(&b.base, &demo_key, "tenant_suspended", limit).await;
+    eprintln!("suspended tenant refused by B after {took:?}");
+    let (status, body) = post(
+        &a.base,
+        &format!("/api/v2/admin/tenants/{tenant}/activate"),
+        &sysadmin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let started = Instant::now();
+    loop {
+        let (status, me) = get(&b.base, "/api/v2/tenants/me", &demo_key).await;
+        if status == 200 {
+            assert_eq!(me["status"], "active", "{me}");
+            break;
+        }
+        assert!(started.elapsed() < limit, "still {status} {me} after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_is_counted_across_replicas() {
     let _serial = SERIAL.lock().await;

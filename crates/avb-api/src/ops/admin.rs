@@ -3,12 +3,13 @@
 //! The route table admits only sysadmins (`Access::Sysadmin`, spec §6.3 `require_role(["sysadmin"])`). Admin
 //! paths are tenant-exempt (spec §5.2), so the context has no tenant and reads see every tenant; operations
 //! whose rules are per tenant (a user's deactivation and the last-admin rule) narrow it with
-//! [`Ctx::scoped_to`].
+//! [`Ctx::scoped_to`]. Every tenant change is broadcast to the replicas' caches ([`crate::invalidation`]).
 
 use super::parse_choice;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::input::{Input, Reply};
+use crate::invalidation;
 use crate::permissions::{self, GraphChange};
 use avb_core::{Ctx, ErrorCode, FieldErrors, Role, TenantId, UserId};
 use avb_tenancy::model::{TenantStatus, TenantTier, User};
@@ -111,13 +112,17 @@ pub async fn get_tenant(app: &App, ctx: &Ctx, input: &Input) -> Result<Reply, Ap
 pub async fn update_tenant(app: &App, ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
     let id: TenantId = input.param("id")?;
     let req: UpdateTenantRequest = input.json()?;
-    Reply::ok(&app.inner().tenants.update(ctx, id, req).await?)
+    let tenant = app.inner().tenants.update(ctx, id, req).await?;
+    invalidation::tenant_changed(app, id).await;
+    Reply::ok(&tenant)
 }
 
 /// `DELETE /admin/tenants/{id}` — soft delete; answers the deleted tenant.
 pub async fn delete_tenant(app: &App, ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
     let id: TenantId = input.param("id")?;
-    Reply::ok(&app.inner().tenants.delete(ctx, id).await?)
+    let tenant = app.inner().tenants.delete(ctx, id).await?;
+    invalidation::tenant_changed(app, id).await;
+    Reply::ok(&tenant)
 }
 
 /// `POST /admin/tenants/{id}/suspend` — body `{"reason": "…"}`.
@@ -125,13 +130,17 @@ pub async fn suspend_tenant(app: &App, ctx: &Ctx, input: &Input) -> Result<Reply
     let id: TenantId = input.param("id")?;
     let body: SuspendBody = input.json()?;
     let req = SuspendTenantRequest { reason: body.reason };
-    Reply::ok(&app.inner().tenants.suspend(ctx, id, req).await?)
+    let tenant = app.inner().tenants.suspend(ctx, id, req).await?;
+    invalidation::tenant_changed(app, id).await;
+    Reply::ok(&tenant)
 }
 
 /// `POST /admin/tenants/{id}/activate`.
 pub async fn activate_tenant(app: &App, ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
     let id: TenantId = input.param("id")?;
-    Reply::ok(&app.inner().tenants.activate(ctx, id).await?)
+    let tenant = app.inner().tenants.activate(ctx, id).await?;
+    invalidation::tenant_changed(app, id).await;
+    Reply::ok(&tenant)
 }
 
 /// `GET /admin/users` — users of every tenant (or of `tenant_id`), filtered by `email`, `search`, `is_active`

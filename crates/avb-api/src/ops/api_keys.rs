@@ -4,7 +4,8 @@
 //! `api_key#revoke`, rotating `api_key#rotate`. The key's creator (`created_by`) is its `owner`. The secret is
 //! answered exactly once, as `key`, on creation and rotation; `key_hash` is never answered
 //! ([`crate::dto::ApiKeyResponse`]). Revocation and rotation drop the key from the authentication cache at
-//! once, so a revoked key stops working on the next request, not when the cache entry expires.
+//! once, here and on every replica ([`crate::invalidation`]), so a revoked key stops working on the next request,
+//! not when the cache entry expires.
 //!
 //! A request authenticated by an API key may only create keys with scopes it holds itself, so a key cannot
 //! mint a more powerful one.
@@ -102,7 +103,7 @@ pub async fn get(app: &App, ctx: &Ctx, input: &Input) -> Result<Reply, ApiError>
 pub async fn revoke(app: &App, ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
     let key = find(app, ctx, input, "revoke").await?;
     let revoked = app.inner().api_keys.revoke(ctx, key.id).await?;
-    app.inner().authenticator.api_keys().invalidate(key.id);
+    crate::invalidation::api_key_changed(app, key.id).await;
     Reply::ok(&ApiKeyResponse::from(revoked))
 }
 
@@ -112,7 +113,7 @@ pub async fn rotate(app: &App, ctx: &Ctx, input: &Input) -> Result<Reply, ApiErr
     let key = find(app, ctx, input, "rotate").await?;
     let req: RotateApiKeyRequest = input.json()?;
     let rotated = app.inner().api_keys.rotate(ctx, key.id, req).await?;
-    app.inner().authenticator.api_keys().invalidate(key.id);
+    crate::invalidation::api_key_changed(app, key.id).await;
     let new = &rotated.new.record;
     let change = GraphChange::ApiKeyCreated {
         key: new.id,

@@ -289,10 +289,12 @@ impl Booted {
     }
 }
 
-/// As the binary's `serve` does: permission-graph jobs and batched API-key usage keep running.
+/// As the binary's `serve` does: permission-graph jobs, cache invalidations and batched API-key usage keep
+/// running.
 fn background(app: &App) -> Vec<JoinHandle<()>> {
     vec![
         JobRunner::new(app.clone()).spawn(Duration::from_secs(1)),
+        avb_api::invalidation::spawn(app.clone()),
         app.inner()
             .authenticator
             .api_keys()
