@@ -123,7 +123,7 @@ async fn follow(app: &App, mut subscription: Box<dyn Subscription>) {
                 }
                 Some(Delivery::Event { event, .. }) => {
                     if event.kind == PROBE {
-                        if probe.as_deref().is_some_and(|p| event.data["probe"] == p) {
+                        if probe.is_some() && event.data.get("probe").and_then(Value::as_str) == probe.as_deref() {
                             probe = None;
                             clear_caches(app);
                             tracing::info!("cache invalidation feed live again");

@@ -465,15 +465,15 @@ mod tests {
         })
     }
 
-    #[test]
-    fn cached_tenants_expire_after_the_ttl() {
+    #[tokio::test]
+    async fn cached_tenants_expire_after_the_ttl() {
         let cache = TenantCache::new(Duration::from_millis(50), 10);
         let a = tenant(1, "alpha");
         cache.insert(cache.generation(), Arc::clone(&a));
         cache.insert_slug(cache.generation(), "alpha".into(), a.id);
         assert_eq!(cache.get(a.id).unwrap().id, a.id);
         assert_eq!(cache.slug("alpha"), Some(a.id));
-        std::thread::sleep(Duration::from_millis(80));
+        tokio::time::sleep(Duration::from_millis(80)).await;
         assert!(cache.get(a.id).is_none());
         assert_eq!(cache.slug("alpha"), None);
     }
