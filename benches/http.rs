@@ -151,10 +151,15 @@ impl Backends {
         let admin_url = std::env::var("AVB_BENCH_DATABASE_ADMIN_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let suffix = format!("{}_{nanos}", std::process::id());
+        // A fresh name per run: the process id and a random number (std's randomly keyed hasher; no clock).
+        let random = {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+                % 1_000_000_000
+        };
+        let suffix = format!("{}_{random}", std::process::id());
         let database = format!("avb_bench_{suffix}");
         psql(&admin_url, &format!("CREATE DATABASE {database}"));
         Self {
