@@ -234,10 +234,11 @@ async fn subscriptions_resume_after_the_server_kills_the_pubsub_connection() {
         .unwrap();
     assert_eq!(killed, 1, "the bus's pub/sub connection was killed");
 
-    // Events published while the connection is down are lost (at-most-once); keep publishing until the
-    // re-subscribed connection delivers again.
+    // Events published while the connection is down are lost (at-most-once), and the subscription is told so
+    // (a lag of unknown size); keep publishing until the re-subscribed connection delivers again.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut n = 1;
+    let mut told = false;
     let resumed_at = loop {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -246,10 +247,15 @@ async fn subscriptions_resume_after_the_server_kills_the_pubsub_connection() {
         bus.publish(&ctx, group, event(n)).await.unwrap();
         match tokio::time::timeout(Duration::from_millis(100), sub.next()).await {
             Ok(Some(Delivery::Event { event: got, .. })) => break got.timestamp,
+            Ok(Some(Delivery::Lagged { missed: 0 })) if !told => told = true,
             Ok(other) => panic!("unexpected {other:?}"),
             Err(_) => n += 1,
         }
     };
+    assert!(
+        told,
+        "the dropped connection was reported as a lag before events resumed"
+    );
     assert!(resumed_at >= event(1).timestamp);
     let after = bus.pubsub_connection_id().await.unwrap();
     assert_ne!(before, after, "a new connection");
