@@ -777,6 +777,8 @@ struct Tally {
     latency_ms: Vec<f64>,
     /// Of which: deciding frame sent → `speech_stopped` received.
     to_stopped_ms: Vec<f64>,
+    /// Latency by turn of the session (the conversation grows turn by turn).
+    by_turn_ms: Vec<Vec<f64>>,
     barge_started_ms: Vec<f64>,
     barge_done_ms: Vec<f64>,
     barge_held_back_ms: Vec<f64>,
@@ -813,7 +815,12 @@ fn analyse(sim: &Simulated, sent: &Sent, received: &Received, tally: &mut Tally)
         }
         match events[i..].iter().find(|(_, e)| matches!(e, Ev::FirstDelta)) {
             Some((at, _)) => {
-                tally.latency_ms.push(ms(at.saturating_duration_since(sent_at)));
+                let latency = ms(at.saturating_duration_since(sent_at));
+                tally.latency_ms.push(latency);
+                if tally.by_turn_ms.len() <= n {
+                    tally.by_turn_ms.resize(n + 1, Vec::new());
+                }
+                tally.by_turn_ms[n].push(latency);
                 tally
                     .to_stopped_ms
                     .push(ms(events[i].0.saturating_duration_since(sent_at)));
@@ -1136,6 +1143,19 @@ fn print_stream(r: &StreamReport) {
         "  of which → speech_stopped received        {}",
         Pct::of(&t.to_stopped_ms).line()
     );
+    let by_turn: Vec<String> = t
+        .by_turn_ms
+        .iter()
+        .enumerate()
+        .map(|(n, v)| {
+            let p = Pct::of(v);
+            format!("{}: {:.2}/{:.2}", n + 1, p.p50, p.p99)
+        })
+        .collect();
+    println!(
+        "  p50/p99 ms by turn of the session          {}",
+        by_turn.join("   ")
+    );
     if !t.barge_started_ms.is_empty() || !t.barge_done_ms.is_empty() {
         println!(
             "barge-in → speech_started                   {}",
@@ -1199,6 +1219,7 @@ fn stream_json(r: &StreamReport) -> Value {
         "seconds": (r.seconds * 10.0).round() / 10.0,
         "latency_end_of_speech_to_first_audio_delta": Pct::of(&t.latency_ms).json(),
         "latency_end_of_speech_to_speech_stopped": Pct::of(&t.to_stopped_ms).json(),
+        "latency_by_turn": t.by_turn_ms.iter().map(|v| Pct::of(v).json()).collect::<Vec<_>>(),
         "barge_in_to_speech_started": Pct::of(&t.barge_started_ms).json(),
         "barge_in_to_response_cancelled": Pct::of(&t.barge_done_ms).json(),
         "detector_held_back_at_barge_in": Pct::of(&t.barge_held_back_ms).json(),
