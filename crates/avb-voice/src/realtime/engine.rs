@@ -792,8 +792,10 @@ impl RealtimeSession {
             return;
         }
         let in_conversation = params.conversation == ConversationMode::Auto;
-        let context = match self.context(&params) {
-            Ok(context) => context,
+        // The conversation is borrowed, not cloned: it holds every turn's audio, and copying it for each response
+        // made latency and CPU grow with the length of the session (measured by `benches/realtime.rs`).
+        let request = match self.context(&params) {
+            Ok(context) => self.chat_request(&params, &context),
             Err(missing) => {
                 self.item_not_found(&missing, "response.input", event_id).await;
                 return;
@@ -809,7 +811,6 @@ impl RealtimeSession {
             },
             None => Vec::new(),
         };
-        let request = self.chat_request(&params, &context);
         let response_id = IdKind::Response.generate(self.ids.as_ref());
         let conversation_id = in_conversation.then(|| self.conversation_id.clone());
         let response = Response::start(response_id, conversation_id, &self.config, &params);
@@ -847,9 +848,9 @@ impl RealtimeSession {
     }
 
     /// The items the model sees: the conversation, or the response's own `input`.
-    fn context(&self, params: &ResponseParams) -> Result<Vec<Item>, String> {
+    fn context(&self, params: &ResponseParams) -> Result<std::borrow::Cow<'_, [Item]>, String> {
         let Some(input) = &params.input else {
-            return Ok(self.items.clone());
+            return Ok(std::borrow::Cow::Borrowed(&self.items));
         };
         input
             .iter()
@@ -862,7 +863,8 @@ impl RealtimeSession {
                     .and_then(|i| self.items.get(i).cloned())
                     .ok_or_else(|| id.clone()),
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
+            .map(std::borrow::Cow::Owned)
     }
 
     fn chat_request(&self, params: &ResponseParams, context: &[Item]) -> ChatRequest {
