@@ -217,16 +217,20 @@ impl RealtimeConnection {
             let expires = tokio::time::Instant::now() + settings.max_duration;
             async move {
                 let mut count = 0u64;
+                // Two timers for the whole session, re-armed per frame (not two new ones per 20 ms frame).
+                let expiry = tokio::time::sleep_until(expires);
+                let idle_timer = tokio::time::sleep(idle);
+                tokio::pin!(expiry, idle_timer);
                 let ending = loop {
-                    let idle_at = tokio::time::Instant::now() + idle;
                     let frame = tokio::select! {
                         biased;
                         () = done.cancelled() => break Ending::EngineStopped,
-                        () = tokio::time::sleep_until(expires) => break Ending::Expired,
+                        () = &mut expiry => break Ending::Expired,
                         () = terminated(&mut watch) => break Ending::Terminated,
-                        () = tokio::time::sleep_until(idle_at) => break Ending::Idle,
+                        () = &mut idle_timer => break Ending::Idle,
                         frame = incoming.recv() => frame,
                     };
+                    idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
                     count += 1;
                     if count.is_multiple_of(100) {
                         flush_count(&app, &label, "in", 100);
