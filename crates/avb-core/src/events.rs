@@ -12,7 +12,7 @@ use serde_json::Value;
 /// `platform` for the replicas themselves.
 ///
 /// Every tenant's group carries its tenant so adapters can refuse cross-tenant subscriptions; [`Group::Platform`]
-/// belongs to no tenant and is open only to system contexts ([`Group::visible_in`]).
+/// belongs to no tenant and is open only to system contexts ([`Group::visible_to`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Group {
