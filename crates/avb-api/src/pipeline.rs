@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::http::{ApiRequest, ApiResponse, Method};
+use crate::http::{ApiRequest, ApiResponse, Headers, Method};
 use crate::input::{Input, ReplyBody};
 use crate::routes::{Access, RATE_LIMIT_EXEMPT, Route};
 use avb_auth::credentials::{self, Credential, CredentialSources};
@@ -252,7 +252,7 @@ impl App {
                 .details(serde_json::json!({ "max_bytes": inner.config.max_body_bytes })));
         }
         let client = ClientInfo {
-            ip: client_ip(&req, inner.config.trust_forwarded_for),
+            ip: client_ip(&req.headers, req.peer, inner.config.trust_forwarded_for),
             user_agent: req
                 .headers
                 .get("user-agent")
@@ -456,15 +456,20 @@ fn check_access(access: Access, ctx: &Ctx) -> Result<(), ApiError> {
     }
 }
 
-pub(crate) fn client_ip(req: &ApiRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+/// The client's address: the first `X-Forwarded-For` entry when that header is trusted, else the peer. Shared
+/// by the REST pipeline and both WebSocket protocols.
+pub(crate) fn client_ip(
+    headers: &Headers,
+    peer: Option<IpAddr>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
     if trust_forwarded_for
-        && let Some(ip) = req
-            .headers
+        && let Some(ip) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.split(',').next())
             .and_then(|first| first.trim().parse().ok())
     {
         return Some(ip);
     }
-    req.peer
+    peer
 }

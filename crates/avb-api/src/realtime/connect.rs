@@ -121,7 +121,7 @@ impl App {
             ApiError::with_message(ErrorCode::ValidationError, format!("invalid query string: {e}"))
         })?;
         let client = ClientInfo {
-            ip: client_ip(req, inner.config.trust_forwarded_for),
+            ip: crate::pipeline::client_ip(&req.headers, req.peer, inner.config.trust_forwarded_for),
             user_agent: req
                 .headers
                 .get("user-agent")
@@ -310,17 +310,4 @@ fn header_values<'a>(headers: &'a Headers, name: &str) -> Vec<&'a str> {
         .filter(|(n, _)| *n == name)
         .map(|(_, v)| v)
         .collect()
-}
-
-fn client_ip(req: &RealtimeRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for
-        && let Some(ip) = req
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.split(',').next())
-            .and_then(|first| first.trim().parse().ok())
-    {
-        return Some(ip);
-    }
-    req.peer
 }

@@ -113,7 +113,7 @@ impl App {
             ApiError::with_message(ErrorCode::ValidationError, format!("invalid query string: {e}"))
         })?;
         let client = ClientInfo {
-            ip: client_ip(req, inner.config.trust_forwarded_for),
+            ip: crate::pipeline::client_ip(&req.headers, req.peer, inner.config.trust_forwarded_for),
             user_agent: req
                 .headers
                 .get("user-agent")
@@ -299,17 +299,4 @@ fn session_not_found(raw_id: &str) -> ApiError {
         resource: "session",
         id: raw_id.chars().take(64).collect(),
     })
-}
-
-fn client_ip(req: &WsV2Request, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for
-        && let Some(ip) = req
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.split(',').next())
-            .and_then(|first| first.trim().parse().ok())
-    {
-        return Some(ip);
-    }
-    req.peer
 }
