@@ -6,6 +6,7 @@
 //! Cloning an adapter shares its state.
 #![deny(missing_docs)]
 
+mod billing;
 mod bus;
 mod cache;
 mod rate_limit;
@@ -13,6 +14,7 @@ mod relationships;
 mod tenancy;
 mod tokens;
 
+pub use billing::MemoryBillingStore;
 pub use bus::MemoryEventBus;
 pub use cache::MemoryCache;
 pub use rate_limit::MemoryRateLimiter;

@@ -2,6 +2,7 @@
 //! memory-specific properties.
 
 mod audit;
+mod billing;
 mod bus;
 mod cache;
 mod isolation;
