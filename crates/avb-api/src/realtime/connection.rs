@@ -8,15 +8,16 @@ use avb_core::{Ctx, SessionId, TenantId};
 use avb_tenancy::model::{Session, SessionStatus};
 use avb_tenancy::session::{FinishSessionRequest, SessionOutcome, SessionUsage};
 use avb_voice::realtime::engine::{
-    RealtimeSession, ResponseGate, SessionObserver, SessionPorts, SessionSummary,
+    ClientInput, ClientSource, RealtimeSession, ResponseGate, SessionPorts, SessionSummary,
 };
 use avb_voice::realtime::protocol::{Dialect, ErrorObject, ServerEvent, SessionConfig, encode_server};
 use avb_voice::realtime::protocol::{RateLimit, RateLimitName};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::time::Sleep;
 
 /// Bus event that ends a live session (published by `POST /api/v2/sessions/{id}/terminate`, on any replica).
 pub const SESSION_TERMINATED_EVENT: &str = "session.terminated";
@@ -102,7 +103,7 @@ impl RealtimeConnection {
     /// socket.
     pub async fn run(
         self,
-        mut incoming: mpsc::Receiver<ClientFrame>,
+        incoming: mpsc::Receiver<ClientFrame>,
         outgoing: mpsc::Sender<String>,
     ) -> CloseFrame {
         let Self {
@@ -146,7 +147,7 @@ impl RealtimeConnection {
             tenant: record.tenant_id,
             session: record.id,
         };
-        let mut watch = match inner.events.subscribe(&op(), &[group]).await {
+        let watch = match inner.events.subscribe(&op(), &[group]).await {
             Ok(sub) => Some(sub),
             Err(err) => {
                 tracing::warn!(session = %record.id, error = %err, "session group not watched");
@@ -156,18 +157,10 @@ impl RealtimeConnection {
 
         let (observer, recorder) = Recorder::start(app.clone(), ctx.clone(), record.id, dialect);
         let tally = recorder.tally().clone();
-        let (to_engine, from_pump) = mpsc::channel::<String>(64);
         let (engine_out, mut engine_frames) = mpsc::channel::<String>(settings.outbound_buffer.max(1));
-        let engine = RealtimeSession::new(
-            dialect,
-            config,
-            ports,
-            inner.ids.clone(),
-            ctx.clone(),
-            engine_out.clone(),
-        )
-        .with_session_id(format!("sess_{}", record.id.as_uuid().simple()))
-        .with_observer(observer.clone());
+        let engine = RealtimeSession::new(dialect, config, ports, inner.ids.clone(), ctx.clone(), engine_out)
+            .with_session_id(format!("sess_{}", record.id.as_uuid().simple()))
+            .with_observer(observer);
         let engine = match crate::pipeline::rate_key(&ctx, ctx.client().ip, &inner.config.rate_limits) {
             Some((key, policy)) => engine.with_response_gate(Arc::new(RateGate {
                 app: app.clone(),
@@ -176,16 +169,6 @@ impl RealtimeConnection {
                 policy,
             })),
             None => engine,
-        };
-        let engine_done = CancellationToken::new();
-
-        let engine_task = {
-            let done = engine_done.clone();
-            async move {
-                let summary = engine.run(from_pump).await;
-                done.cancel();
-                summary
-            }
         };
 
         // Server frames → client, counted.
@@ -208,65 +191,23 @@ impl RealtimeConnection {
             }
         };
 
-        // Client frames → engine, with idle timeout, maximum duration and operator termination.
-        let inbound = {
-            let app = app.clone();
-            let label = kind_label.clone();
-            let done = engine_done.clone();
-            let idle = settings.idle_timeout;
-            let expires = tokio::time::Instant::now() + settings.max_duration;
-            async move {
-                let mut count = 0u64;
-                // Two timers for the whole session, re-armed per frame (not two new ones per 20 ms frame).
-                let expiry = tokio::time::sleep_until(expires);
-                let idle_timer = tokio::time::sleep(idle);
-                tokio::pin!(expiry, idle_timer);
-                let ending = loop {
-                    let frame = tokio::select! {
-                        biased;
-                        () = done.cancelled() => break Ending::EngineStopped,
-                        () = &mut expiry => break Ending::Expired,
-                        () = terminated(&mut watch) => break Ending::Terminated,
-                        () = &mut idle_timer => break Ending::Idle,
-                        frame = incoming.recv() => frame,
-                    };
-                    idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
-                    count += 1;
-                    if count.is_multiple_of(100) {
-                        flush_count(&app, &label, "in", 100);
-                    }
-                    match frame {
-                        None => break Ending::ClientClosed,
-                        Some(ClientFrame::Text(text)) => {
-                            if to_engine.send(text).await.is_err() {
-                                break Ending::EngineStopped;
-                            }
-                        }
-                        Some(ClientFrame::Binary(len)) => {
-                            let error = ErrorObject::invalid_request(
-                                "invalid_frame",
-                                format!(
-                                    "binary frames are not part of the protocol ({len} bytes ignored); send JSON text frames"
-                                ),
-                            );
-                            // Stored like the engine's own errors (the observer sees it before it is sent).
-                            observer.observe(&ServerEvent::Error { error: error.clone() });
-                            send_error(&engine_out, dialect, &app, error).await;
-                        }
-                    }
-                };
-                flush_count(&app, &label, "in", count % 100);
-                // Closing the engine's input ends it (a response in progress is cancelled). Our sender goes too:
-                // `outbound` ends when the engine's is the last one left and the engine is done.
-                drop(to_engine);
-                drop(engine_out);
-                // The recorder finishes once every observer is gone.
-                drop(observer);
-                ending
-            }
+        // Client frames are read by the engine's own task (no forwarding task, no second channel per frame).
+        let inbound = Inbound {
+            incoming,
+            watch,
+            expiry: Box::pin(tokio::time::sleep(settings.max_duration)),
+            idle_timer: Box::pin(tokio::time::sleep(settings.idle_timeout)),
+            idle: settings.idle_timeout,
+            count: 0,
+            app: app.clone(),
+            label: kind_label.clone(),
+            ending: None,
         };
-
-        let (summary, ending, outgoing) = tokio::join!(engine_task, inbound, outbound);
+        // When the engine is done its output sender is gone, which ends `outbound`; the engine's observer goes
+        // with it, which lets the recorder finish.
+        let ((summary, inbound), outgoing) = tokio::join!(engine.run_source(inbound), outbound);
+        flush_count(&app, &kind_label, "in", inbound.count % 100);
+        let ending = inbound.ending.unwrap_or(Ending::EngineStopped);
         let summary: SessionSummary = summary;
         let stored = recorder.finish().await;
 
@@ -447,6 +388,61 @@ async fn announce(app: &App, ctx: &Ctx, record: &Session, kind: &str, extra: ser
     };
     if let Err(err) = app.inner().events.publish(ctx, group, event).await {
         tracing::warn!(session = %record.id, error = %err, "session event not broadcast");
+    }
+}
+
+/// The client side of a live session as the engine reads it ([`ClientSource`]): text frames go to the engine,
+/// binary frames are refused with an `error` event, and the input ends when the client closes, the session idles
+/// out (no frame for the idle timeout), reaches its maximum duration, or an operator terminates it.
+struct Inbound {
+    incoming: mpsc::Receiver<ClientFrame>,
+    watch: Option<Box<dyn Subscription>>,
+    /// One timer each for the whole session, re-armed per frame (not two new ones per 20 ms frame).
+    expiry: Pin<Box<Sleep>>,
+    idle_timer: Pin<Box<Sleep>>,
+    idle: Duration,
+    /// Frames received (metrics are flushed every 100).
+    count: u64,
+    app: App,
+    label: [(&'static str, String); 1],
+    /// Why the input ended, once it has.
+    ending: Option<Ending>,
+}
+
+impl ClientSource for Inbound {
+    // Cancel-safe: every branch of the `select!` is, and the bookkeeping after it does not await.
+    async fn next(&mut self) -> Option<ClientInput> {
+        if self.ending.is_some() {
+            return None;
+        }
+        let frame = tokio::select! {
+            biased;
+            () = self.expiry.as_mut() => Err(Ending::Expired),
+            () = terminated(&mut self.watch) => Err(Ending::Terminated),
+            () = self.idle_timer.as_mut() => Err(Ending::Idle),
+            frame = self.incoming.recv() => frame.ok_or(Ending::ClientClosed),
+        };
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(ending) => {
+                self.ending = Some(ending);
+                return None;
+            }
+        };
+        self.idle_timer
+            .as_mut()
+            .reset(tokio::time::Instant::now() + self.idle);
+        self.count += 1;
+        if self.count.is_multiple_of(100) {
+            flush_count(&self.app, &self.label, "in", 100);
+        }
+        Some(match frame {
+            ClientFrame::Text(text) => ClientInput::Text(text),
+            ClientFrame::Binary(len) => ClientInput::Refused(ErrorObject::invalid_request(
+                "invalid_frame",
+                format!("binary frames are not part of the protocol ({len} bytes ignored); send JSON text frames"),
+            )),
+        })
     }
 }
 

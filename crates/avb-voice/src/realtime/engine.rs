@@ -153,8 +153,37 @@ async fn next_output(active: &mut Active) -> Wake {
 }
 
 /// What happened while waiting in [`RealtimeSession::run`].
+/// One input from the client's side of the connection, as a transport hands it to the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientInput {
+    /// A text frame: one JSON client event.
+    Text(String),
+    /// Something the transport refused (a binary frame, say): answered with this `error` event, which the
+    /// observer sees like the engine's own errors; the session stays open.
+    Refused(ErrorObject),
+}
+
+/// Where a session's client input comes from: a channel, or a transport's own source that also watches idle
+/// time and operator termination — which saves a task and a channel hop per 20 ms audio frame.
+///
+/// # Contract
+/// - `next` returns the next input in arrival order, or `None` when the client side has ended (the session
+///   then cancels any response in progress and stops).
+/// - `next` is cancel-safe: the session polls it in a `select!` next to the response in progress and drops the
+///   future when the response wakes first, so dropping it must lose nothing.
+pub trait ClientSource: Send {
+    /// The next input, or `None` at the end.
+    fn next(&mut self) -> impl Future<Output = Option<ClientInput>> + Send;
+}
+
+impl ClientSource for mpsc::Receiver<String> {
+    async fn next(&mut self) -> Option<ClientInput> {
+        self.recv().await.map(ClientInput::Text)
+    }
+}
+
 enum Wake {
-    Frame(Option<String>),
+    Frame(Option<ClientInput>),
     Model(crate::Result<Option<ChatEvent>>),
     Speech(crate::Result<Option<TtsChunk>>),
 }
@@ -177,6 +206,8 @@ pub struct RealtimeSession {
     /// Session ms of all input audio appended so far.
     input_ms: u64,
     turn: Option<TurnDetector>,
+    /// The configured turn detector could not be created (logged once; retried after the next config change).
+    turn_unavailable: bool,
     /// The user item announced by `speech_started`, committed at `speech_stopped`.
     speech_item: Option<String>,
     audio_produced: bool,
@@ -212,6 +243,7 @@ impl RealtimeSession {
             buffer_start_ms: 0,
             input_ms: 0,
             turn: None,
+            turn_unavailable: false,
             speech_item: None,
             audio_produced: false,
             active: None,
@@ -219,7 +251,6 @@ impl RealtimeSession {
             observer: None,
             gate: None,
         }
-        .with_turn_detection()
     }
 
     /// Uses `id` as the protocol session id (`session.created`'s `session.id`) instead of a generated `sess_…`,
@@ -252,31 +283,43 @@ impl RealtimeSession {
         }
     }
 
-    fn with_turn_detection(mut self) -> Self {
-        self.sync_turn_detector();
-        self
-    }
-
-    /// Creates, reconfigures or drops the turn detector after the config changed.
+    /// Reconfigures or drops the turn detector after the config changed. A new detector is created only when
+    /// audio arrives ([`Self::ensure_turn_detector`]): until then its timeline would not move, so creating it
+    /// later is the same as creating it now, and a connected session that never streams (most of them, at any
+    /// moment) does not hold the detector's ~27 KiB of state.
     fn sync_turn_detector(&mut self) {
+        self.turn_unavailable = false;
         let Some(settings) = self.config.turn_detection.as_ref().map(turn_settings) else {
             self.turn = None;
             self.speech_item = None;
             return;
         };
-        if let Some(turn) = self.turn.as_mut() {
-            if let Err(err) = turn.set_config(settings) {
-                tracing::warn!(error = %err, "turn detection settings refused");
-            }
+        if let Some(turn) = self.turn.as_mut()
+            && let Err(err) = turn.set_config(settings)
+        {
+            tracing::warn!(error = %err, "turn detection settings refused");
+        }
+    }
+
+    /// Creates the turn detector the config asks for, if there is none yet (see [`Self::sync_turn_detector`]).
+    fn ensure_turn_detector(&mut self) {
+        if self.turn.is_some() || self.turn_unavailable {
             return;
         }
+        let Some(settings) = self.config.turn_detection.as_ref().map(turn_settings) else {
+            return;
+        };
         let Some(vad) = &self.ports.vad else {
             return;
         };
         let rate = to_sample_format(self.config.input_format).sample_rate();
         match TurnDetector::new(settings, vad.fresh(), rate) {
             Ok(turn) => self.turn = Some(turn.with_origin_ms(self.input_ms)),
-            Err(err) => tracing::warn!(error = %err, "turn detection unavailable"),
+            Err(err) => {
+                // Said once per configuration, not once per frame.
+                self.turn_unavailable = true;
+                tracing::warn!(error = %err, "turn detection unavailable");
+            }
         }
     }
 
@@ -309,19 +352,26 @@ impl RealtimeSession {
     /// Runs the session: [`start`](Self::start), then client frames from `incoming` and the output of the
     /// response in progress, until `incoming` ends or the output channel closes. A response still in progress
     /// when `incoming` ends is cancelled. Returns what the session did, for metering.
-    pub async fn run(mut self, mut incoming: mpsc::Receiver<String>) -> SessionSummary {
+    pub async fn run(self, incoming: mpsc::Receiver<String>) -> SessionSummary {
+        self.run_source(incoming).await.0
+    }
+
+    /// [`run`](Self::run) over any [`ClientSource`], which is handed back at the end (it may know why the input
+    /// ended).
+    pub async fn run_source<S: ClientSource>(mut self, mut source: S) -> (SessionSummary, S) {
         self.start().await;
         while !self.closed {
             let wake = match self.active.as_mut() {
                 Some(active) => tokio::select! {
                     biased;
-                    frame = incoming.recv() => Wake::Frame(frame),
+                    frame = source.next() => Wake::Frame(frame),
                     output = next_output(active) => output,
                 },
-                None => Wake::Frame(incoming.recv().await),
+                None => Wake::Frame(source.next().await),
             };
             match wake {
-                Wake::Frame(Some(frame)) => self.handle_client(&frame).await,
+                Wake::Frame(Some(ClientInput::Text(frame))) => self.handle_client(&frame).await,
+                Wake::Frame(Some(ClientInput::Refused(error))) => self.emit_error(error, None).await,
                 Wake::Frame(None) => {
                     if let Some(active) = self.active.take() {
                         active.cancel.cancel();
@@ -332,7 +382,7 @@ impl RealtimeSession {
                 Wake::Speech(chunk) => self.on_speech(chunk).await,
             }
         }
-        self.summary()
+        (self.summary(), source)
     }
 
     /// Drives the response in progress to its end without reading client frames (tests, batch use).
@@ -508,16 +558,20 @@ impl RealtimeSession {
                 }
             },
         };
-        self.items.insert(index, item.clone());
+        // Announcements never carry audio bytes (as OpenAI's server does): a committed turn would otherwise be
+        // echoed back in full (about 150 KB of base64 per 3 s turn at 24 kHz), doubling the session's traffic for
+        // nothing the caller lacks. `conversation.item.retrieve` returns the stored audio on request.
+        let announced = item.without_audio();
+        self.items.insert(index, item);
         let previous_item_id = self.previous_of(index);
         self.emit(ServerEvent::ConversationItemAdded {
             previous_item_id: previous_item_id.clone(),
-            item: item.clone(),
+            item: announced.clone(),
         })
         .await;
         self.emit(ServerEvent::ConversationItemDone {
             previous_item_id,
-            item: item.without_audio(),
+            item: announced,
         })
         .await;
     }
@@ -609,6 +663,7 @@ impl RealtimeSession {
         let samples = format.decode(audio).unwrap_or_default();
         let rate = u64::from(format.sample_rate().max(1));
         let mut events = Vec::new();
+        self.ensure_turn_detector();
         let agent_speaking = self.output_is_audio();
         if let Some(turn) = self.turn.as_mut() {
             turn.set_agent_speaking(agent_speaking);
