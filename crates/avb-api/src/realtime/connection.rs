@@ -440,7 +440,9 @@ impl ClientSource for Inbound {
             ClientFrame::Text(text) => ClientInput::Text(text),
             ClientFrame::Binary(len) => ClientInput::Refused(ErrorObject::invalid_request(
                 "invalid_frame",
-                format!("binary frames are not part of the protocol ({len} bytes ignored); send JSON text frames"),
+                format!(
+                    "binary frames are not part of the protocol ({len} bytes ignored); send JSON text frames"
+                ),
             )),
         })
     }
