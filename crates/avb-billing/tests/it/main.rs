@@ -9,6 +9,7 @@
 )]
 
 mod conformance;
+mod lago;
 mod retry;
 mod support;
 mod sync;

@@ -2,4 +2,5 @@
 //! OpenAPI document and recording them for assertions.
 
 pub mod keycloak_admin;
+pub mod lago;
 pub mod openapi;

@@ -1,4 +1,5 @@
-//! Request validation against an OpenAPI 3.0 document: method + path template, query parameters, JSON body.
+//! Request validation against an OpenAPI 3.0 or 3.1 document (JSON or YAML): method + path template, query
+//! parameters (also `$ref`'d ones and exploded arrays such as `statuses[]=a&statuses[]=b`), JSON body.
 //!
 //! Bodies are checked with the `jsonschema` crate (draft 2020-12). The document's `#/components/schemas/…`
 //! references are rewritten to `#/$defs/…` so each operation's schema is a self-contained JSON Schema. Changes
@@ -82,6 +83,40 @@ impl OpenApiValidator {
         patch_defs: impl FnOnce(&mut Map<String, Value>),
     ) -> Result<Self, SpecError> {
         let doc: Value = serde_json::from_str(text).map_err(|e| SpecError::Invalid(e.to_string()))?;
+        Self::from_value(doc, overrides, patch_defs)
+    }
+
+    /// Loads a YAML document (OpenAPI 3.1 documents are often YAML), otherwise as [`OpenApiValidator::from_json`].
+    pub fn from_yaml(
+        text: &str,
+        overrides: ValueOverrides,
+        patch_defs: impl FnOnce(&mut Map<String, Value>),
+    ) -> Result<Self, SpecError> {
+        let doc: Value = serde_norway::from_str(text).map_err(|e| SpecError::Invalid(e.to_string()))?;
+        Self::from_value(doc, overrides, patch_defs)
+    }
+
+    /// Loads a parsed document. Parameters given as `$ref: '#/components/parameters/…'` are resolved.
+    pub fn from_value(
+        doc: Value,
+        overrides: ValueOverrides,
+        patch_defs: impl FnOnce(&mut Map<String, Value>),
+    ) -> Result<Self, SpecError> {
+        let parameters = doc
+            .pointer("/components/parameters")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let resolve = |p: &Value| -> Value {
+            match p
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/parameters/"))
+            {
+                Some(name) => parameters.get(name).cloned().unwrap_or(Value::Null),
+                None => p.clone(),
+            }
+        };
         let paths = doc
             .get("paths")
             .and_then(Value::as_object)
@@ -114,12 +149,20 @@ impl OpenApiValidator {
                         .flatten(),
                 );
                 let query = params
+                    .map(resolve)
                     .filter(|p| p.get("in").and_then(Value::as_str) == Some("query"))
                     .filter_map(|p| {
                         Some(QueryParam {
                             name: p.get("name")?.as_str()?.to_owned(),
                             required: p.get("required").and_then(Value::as_bool).unwrap_or(false),
-                            schema: p.get("schema").cloned().unwrap_or_else(|| json!({})),
+                            schema: p
+                                .get("schema")
+                                .cloned()
+                                .map(|mut s| {
+                                    prepare_schema(&mut s);
+                                    s
+                                })
+                                .unwrap_or_else(|| json!({})),
                         })
                     })
                     .collect();
@@ -214,6 +257,7 @@ impl OpenApiValidator {
             })
             .unwrap_or_default();
         let mut seen = HashMap::new();
+        let mut arrays: HashMap<&str, Vec<Value>> = HashMap::new();
         for (name, value) in &pairs {
             *seen.entry(name.as_str()).or_insert(0) += 1;
             let Some(param) = op.query.iter().find(|p| &p.name == name) else {
@@ -223,19 +267,45 @@ impl OpenApiValidator {
                 ));
                 continue;
             };
+            if param.schema.get("type").and_then(Value::as_str) == Some("array") {
+                let items = param.schema.get("items").cloned().unwrap_or_else(|| json!({}));
+                arrays
+                    .entry(param.name.as_str())
+                    .or_default()
+                    .push(coerce(&items, value));
+                continue;
+            }
             let typed = match self.overrides.get(name) {
                 Some(schema) => Some((schema.clone(), parse_scalar(value))),
                 None => Some((param.schema.clone(), coerce(&param.schema, value))),
             };
-            if let Some((schema, instance)) = typed
-                && let Ok(validator) = jsonschema::options()
-                    .with_draft(jsonschema::Draft::Draft202012)
-                    .build(&schema)
-            {
-                for err in validator.iter_errors(&instance) {
-                    violations.push(format!("query parameter `{name}`={value:?}: {err}"));
+            if let Some((schema, instance)) = typed {
+                match self.standalone(&schema) {
+                    Ok(validator) => {
+                        for err in validator.iter_errors(&instance) {
+                            violations.push(format!("query parameter `{name}`={value:?}: {err}"));
+                        }
+                    }
+                    Err(e) => violations.push(format!(
+                        "schema of query parameter `{name}` does not compile: {e}"
+                    )),
                 }
             }
+        }
+        for (name, items) in arrays {
+            if let Some(param) = op.query.iter().find(|p| p.name == name) {
+                match self.standalone(&param.schema) {
+                    Ok(validator) => {
+                        for err in validator.iter_errors(&Value::Array(items)) {
+                            violations.push(format!("query parameter `{name}`: {err}"));
+                        }
+                    }
+                    Err(e) => violations.push(format!(
+                        "schema of query parameter `{name}` does not compile: {e}"
+                    )),
+                }
+            }
+            seen.remove(name);
         }
         for (name, count) in seen {
             if count > 1 {
@@ -292,6 +362,39 @@ impl OpenApiValidator {
             Err(e) => violations.push(format!("schema of {} does not compile: {e}", op.operation_id)),
         }
         violations
+    }
+
+    /// Compiles `schema` with the document's component schemas available as `$defs`.
+    fn standalone(&self, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
+        let key = ("schema".to_owned(), schema.to_string());
+        if let Some(v) = self
+            .compiled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(Arc::clone(v));
+        }
+        let mut root = match schema {
+            Value::Object(map) => map.clone(),
+            other => {
+                let mut map = Map::new();
+                map.insert("allOf".into(), json!([other]));
+                map
+            }
+        };
+        root.insert("$defs".into(), self.defs.clone());
+        let validator = Arc::new(
+            jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .build(&Value::Object(root))
+                .map_err(|e| e.to_string())?,
+        );
+        self.compiled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, Arc::clone(&validator));
+        Ok(validator)
     }
 
     fn body_validator(&self, op: &Operation, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
