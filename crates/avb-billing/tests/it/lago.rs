@@ -404,7 +404,7 @@ async fn an_adapter_request_the_mock_refuses_fails_the_test() {
 }
 
 #[tokio::test]
-async fn rejected_entries_stay_in_the_outbox_when_the_batch_fails_for_good() {
+async fn a_batch_refused_once_stays_pending_and_the_next_run_sends_it() {
     let m = mocked().await;
     let w = World::new();
     let store = MemoryBillingStore::new();
