@@ -10,7 +10,9 @@
 //!   a lock on the chain's head row, in an append-only table ([`PgStore::verify_audit_chain`] checks a chain);
 //! - [`avb_core::jobs::JobQueue`]: `FOR UPDATE SKIP LOCKED` reservation with leases, retries and dead jobs;
 //!   jobs enqueued in a unit of work are its rows (transactional outbox);
-//! - [`avb_auth::authorizer::RelationshipStore`]: revisioned relationship tuples for the local authorizer.
+//! - [`avb_auth::authorizer::RelationshipStore`]: revisioned relationship tuples for the local authorizer;
+//! - [`avb_billing::store::BillingStore`]: the billing sync's usage outbox (tenant-scoped), cursors and webhook
+//!   claims.
 //!
 //! **Tenant isolation is enforced by the database too.** Every tenant-scoped table has row-level security
 //! (forced, so owners are subject to it) keyed on transaction-local settings; each transaction first switches to
@@ -33,6 +35,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod billing;
 mod config;
 mod error;
 mod jobs;

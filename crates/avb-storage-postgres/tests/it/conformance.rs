@@ -21,3 +21,9 @@ mod relationships {
         crate::support::store().await as std::sync::Arc<dyn avb_auth::authorizer::RelationshipStore>
     });
 }
+
+mod billing {
+    avb_billing::billing_store_conformance!(async {
+        crate::support::store().await as std::sync::Arc<dyn avb_billing::store::BillingStore>
+    });
+}

@@ -73,6 +73,19 @@ async fn populated_tenant(store: &PgStore) -> Tenant {
     .await
     .unwrap();
     uow.commit().await.unwrap();
+    let usage = avb_billing::store::TenantUsage {
+        tenant_id: t,
+        event: avb_billing::model::UsageEvent {
+            transaction_id: format!("{t}:isolation"),
+            external_subscription_id: avb_billing::model::subscription_id(t),
+            code: avb_billing::model::metrics::SESSIONS.to_owned(),
+            timestamp: tenant.created_at.timestamp(),
+            properties: serde_json::Map::new(),
+        },
+    };
+    avb_billing::store::BillingStore::record_usage(store, &member(t), &[usage], tenant.created_at)
+        .await
+        .unwrap();
     tenant
 }
 
@@ -93,6 +106,7 @@ const TENANT_TABLES: &[(&str, &str)] = &[
     ("audit_logs", "tenant_id"),
     ("audit_chains", "tenant_id"),
     ("jobs", "tenant_id"),
+    ("billing_usage_outbox", "tenant_id"),
 ];
 
 async fn tenants_seen(tx: &mut sqlx::PgConnection, table: &str, column: &str) -> Vec<Option<uuid::Uuid>> {

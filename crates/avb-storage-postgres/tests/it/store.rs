@@ -29,7 +29,7 @@ async fn migrations_are_versioned_and_idempotent() {
         .unwrap();
     let versions: Vec<i64> = applied.iter().map(|(v, _)| *v).collect();
     assert_eq!(versions, PgStore::migration_versions());
-    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
     assert!(applied.iter().all(|(_, ok)| *ok));
 }
 

@@ -9,11 +9,14 @@ use async_trait::async_trait;
 use avb_auth::authorizer::{
     RelationshipFilter, RelationshipSnapshot, RelationshipStore, RelationshipUpdate, Revision,
 };
+use avb_billing::model::RejectedEvent;
+use avb_billing::store::{BillingStore, OutboxEntry, TenantUsage};
 use avb_core::audit::{AuditEntry, AuditFilter, AuditReader, AuditSink, NewAuditEntry};
 use avb_core::jobs::{Job, JobQueue, JobState, NewJob};
 use avb_core::{Ctx, JobId, Page, PageRequest, Result, TenantId};
 use avb_storage_postgres::{PgStore, PgStoreBuilder};
 use avb_tenancy::store::{Access, TenancyStore, UnitOfWork};
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use std::ops::Deref;
@@ -225,5 +228,49 @@ impl RelationshipStore for TestStore {
     }
     async fn snapshot(&self, ctx: &Ctx) -> Result<Arc<dyn RelationshipSnapshot>> {
         self.store.snapshot(ctx).await
+    }
+}
+
+#[async_trait]
+impl BillingStore for TestStore {
+    async fn record_usage(
+        &self,
+        ctx: &Ctx,
+        usage: &[TenantUsage],
+        at: DateTime<Utc>,
+    ) -> avb_billing::Result<u64> {
+        self.store.record_usage(ctx, usage, at).await
+    }
+    async fn pending_usage(&self, ctx: &Ctx, limit: u32) -> avb_billing::Result<Vec<OutboxEntry>> {
+        self.store.pending_usage(ctx, limit).await
+    }
+    async fn mark_sent(&self, ctx: &Ctx, ids: &[String], at: DateTime<Utc>) -> avb_billing::Result<()> {
+        self.store.mark_sent(ctx, ids, at).await
+    }
+    async fn mark_rejected(
+        &self,
+        ctx: &Ctx,
+        rejected: &[RejectedEvent],
+        at: DateTime<Utc>,
+    ) -> avb_billing::Result<()> {
+        self.store.mark_rejected(ctx, rejected, at).await
+    }
+    async fn mark_failed(&self, ctx: &Ctx, ids: &[String], error: &str) -> avb_billing::Result<()> {
+        self.store.mark_failed(ctx, ids, error).await
+    }
+    async fn usage_entry(&self, ctx: &Ctx, transaction_id: &str) -> avb_billing::Result<OutboxEntry> {
+        self.store.usage_entry(ctx, transaction_id).await
+    }
+    async fn cursor(&self, ctx: &Ctx, name: &str) -> avb_billing::Result<Option<DateTime<Utc>>> {
+        self.store.cursor(ctx, name).await
+    }
+    async fn set_cursor(&self, ctx: &Ctx, name: &str, value: DateTime<Utc>) -> avb_billing::Result<()> {
+        self.store.set_cursor(ctx, name, value).await
+    }
+    async fn claim_webhook(&self, ctx: &Ctx, key: &str, at: DateTime<Utc>) -> avb_billing::Result<bool> {
+        self.store.claim_webhook(ctx, key, at).await
+    }
+    async fn release_webhook(&self, ctx: &Ctx, key: &str) -> avb_billing::Result<()> {
+        self.store.release_webhook(ctx, key).await
     }
 }
