@@ -1,15 +1,23 @@
 //! Prometheus metrics with the spec's names (§12.3), recorded into a recorder owned by the [`crate::App`] — not a
 //! process-global one — so several apps (tests, embedded use) never mix their numbers.
 
-use metrics::{Key, Label, Metadata, Recorder};
+use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
 
 const TARGET: &str = "avb";
+
+/// `(method, endpoint, status)` of a finished request.
+type HttpSeries = (&'static str, &'static str, u16);
 
 /// The app's metrics.
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// `avb_http_requests_total` and `avb_http_request_duration_seconds` handles per series, registered on a
+    /// series' first request: later requests skip building and hashing the metric keys.
+    http: RwLock<HashMap<HttpSeries, (Counter, Histogram)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -39,7 +47,11 @@ impl Metrics {
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
-        Self { recorder, handle }
+        Self {
+            recorder,
+            handle,
+            http: RwLock::default(),
+        }
     }
 
     /// Adds to a counter.
@@ -80,21 +92,40 @@ impl Metrics {
     }
 
     /// One finished HTTP request: `avb_http_requests_total` and `avb_http_request_duration_seconds`.
-    pub fn http_request(&self, method: &str, endpoint: &str, status: u16, seconds: f64) {
-        self.count(
+    pub fn http_request(&self, method: &'static str, endpoint: &'static str, status: u16, seconds: f64) {
+        let series = (method, endpoint, status);
+        {
+            let cache = self.http.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some((counter, histogram)) = cache.get(&series) {
+                counter.increment(1);
+                histogram.record(seconds);
+                return;
+            }
+        }
+        let handles = self.register_http(series);
+        let mut cache = self.http.write().unwrap_or_else(PoisonError::into_inner);
+        let (counter, histogram) = cache.entry(series).or_insert(handles);
+        counter.increment(1);
+        histogram.record(seconds);
+    }
+
+    fn register_http(&self, (method, endpoint, status): HttpSeries) -> (Counter, Histogram) {
+        let metadata = Metadata::new(TARGET, metrics::Level::INFO, None);
+        let method = Label::from_static_parts("method", method);
+        let endpoint = Label::from_static_parts("endpoint", endpoint);
+        let counter = Key::from_parts(
             "avb_http_requests_total",
-            &[
-                ("method", method.to_owned()),
-                ("endpoint", endpoint.to_owned()),
-                ("status", status.to_string()),
+            vec![
+                method.clone(),
+                endpoint.clone(),
+                Label::new("status", status.to_string()),
             ],
-            1,
         );
-        self.observe(
-            "avb_http_request_duration_seconds",
-            &[("method", method.to_owned()), ("endpoint", endpoint.to_owned())],
-            seconds,
-        );
+        let histogram = Key::from_parts("avb_http_request_duration_seconds", vec![method, endpoint]);
+        (
+            self.recorder.register_counter(&counter, &metadata),
+            self.recorder.register_histogram(&histogram, &metadata),
+        )
     }
 
     /// The Prometheus text exposition.
