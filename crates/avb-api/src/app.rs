@@ -7,6 +7,10 @@ use avb_auth::authenticator::Authenticator;
 use avb_auth::authorizer::Authorizer;
 use avb_auth::ephemeral::{ClientSecrets, EphemeralTokenStore};
 use avb_auth::identity::IdentityProvider;
+use avb_billing::provider::BillingProvider;
+use avb_billing::store::BillingStore;
+use avb_billing::sync::BillingSync;
+use avb_billing::webhook::{WebhookReceiver, WebhookVerifier};
 use avb_core::audit::{AuditReader, AuditSink};
 use avb_core::events::EventBus;
 use avb_core::jobs::JobQueue;
@@ -97,6 +101,17 @@ pub enum BuildError {
     MissingPort(&'static str),
 }
 
+/// The billing pieces of an app with billing on ([`AppBuilder::billing`]).
+#[derive(Debug, Clone)]
+pub struct Billing {
+    /// Usage and tenant sync over the provider and the billing store (also the provider for
+    /// `/api/v2/billing/usage` and `/invoices`: [`BillingSync::provider`]).
+    pub sync: BillingSync,
+    /// Verifies and de-duplicates the provider's webhooks; `None` when no verification is configured, in which
+    /// case every delivery is refused.
+    pub webhooks: Option<WebhookReceiver>,
+}
+
 /// The assembled application.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -133,6 +148,9 @@ pub struct AppInner {
     pub readiness: Vec<Arc<dyn crate::ops::health::ReadinessCheck>>,
     /// Engines of realtime sessions, when configured.
     pub speech: Option<SessionPorts>,
+    /// Billing, when on: without it `/api/v2/billing/*` answers 503 `service_unavailable` and billing jobs stay
+    /// queued.
+    pub billing: Option<Billing>,
     pub(crate) routes: crate::pipeline::RouteIndex,
 }
 
@@ -182,6 +200,8 @@ pub struct AppBuilder {
     ids: Option<Arc<dyn IdGen>>,
     readiness: Vec<Arc<dyn crate::ops::health::ReadinessCheck>>,
     speech: Option<SessionPorts>,
+    billing: Option<(Arc<dyn BillingProvider>, Arc<dyn BillingStore>)>,
+    billing_webhooks: Option<Arc<WebhookVerifier>>,
 }
 
 impl AppBuilder {
@@ -285,6 +305,21 @@ impl AppBuilder {
         self
     }
 
+    /// Turns billing on (optional): usage and tenant sync jobs, and `/api/v2/billing/*`, over `provider` (wrap a
+    /// remote one in [`avb_billing::retry::RetryingBillingProvider`]) and `store`.
+    #[must_use]
+    pub fn billing(mut self, provider: Arc<dyn BillingProvider>, store: Arc<dyn BillingStore>) -> Self {
+        self.billing = Some((provider, store));
+        self
+    }
+
+    /// Verifies the billing provider's webhooks with `verifier` (only with [`AppBuilder::billing`]).
+    #[must_use]
+    pub fn billing_webhooks(mut self, verifier: Arc<WebhookVerifier>) -> Self {
+        self.billing_webhooks = Some(verifier);
+        self
+    }
+
     /// Sets the pipeline configuration.
     #[must_use]
     pub fn config(mut self, config: AppConfig) -> Self {
@@ -323,6 +358,11 @@ impl AppBuilder {
         .with_authorizer(authorizer.clone());
         // Shared by resolution (which fills it) and the tenant service (whose changes invalidate it).
         let tenant_cache = TenantCache::new(self.config.tenant_cache_ttl, DEFAULT_TENANT_CAPACITY);
+        let webhooks = self.billing_webhooks;
+        let billing = self.billing.map(|(provider, store)| Billing {
+            webhooks: webhooks.map(|verifier| WebhookReceiver::new(verifier, store.clone(), clock.clone())),
+            sync: BillingSync::new(provider, store, deps.clone()),
+        });
         Ok(App {
             inner: Arc::new(AppInner {
                 tenants: TenantService::with_cache(deps.clone(), tenant_cache.clone()),
@@ -348,6 +388,7 @@ impl AppBuilder {
                 metrics: Metrics::new(),
                 readiness: self.readiness,
                 speech: self.speech,
+                billing,
                 routes: crate::pipeline::RouteIndex::new(crate::routes::routes()),
             }),
         })

@@ -124,3 +124,113 @@ pub struct MarkedReadResponse {
     /// Notifications that were unread and are now read.
     pub marked: u64,
 }
+
+/// Usage of the caller's tenant in the current billing period (`GET /api/v2/billing/usage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BillingUsage {
+    /// Period start (RFC 3339).
+    pub from_datetime: String,
+    /// Period end (RFC 3339).
+    pub to_datetime: String,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Amount before taxes, in cents.
+    pub amount_cents: i64,
+    /// Amount with taxes, in cents.
+    pub total_amount_cents: i64,
+    /// Per billable metric (`avb_sessions`, `avb_input_tokens`, `avb_output_tokens`, `avb_audio_seconds`).
+    pub charges: Vec<BillingCharge>,
+}
+
+/// Usage of one billable metric in the current period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BillingCharge {
+    /// Billable metric code.
+    pub metric_code: String,
+    /// Units, a decimal string (exact).
+    pub units: String,
+    /// Events counted.
+    pub events_count: u64,
+    /// Amount in cents.
+    pub amount_cents: i64,
+}
+
+impl From<avb_billing::model::CurrentUsage> for BillingUsage {
+    fn from(usage: avb_billing::model::CurrentUsage) -> Self {
+        Self {
+            from_datetime: usage.from_datetime,
+            to_datetime: usage.to_datetime,
+            currency: usage.currency,
+            amount_cents: usage.amount_cents,
+            total_amount_cents: usage.total_amount_cents,
+            charges: usage
+                .charges
+                .into_iter()
+                .map(|c| BillingCharge {
+                    metric_code: c.metric_code,
+                    units: c.units,
+                    events_count: c.events_count,
+                    amount_cents: c.amount_cents,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An invoice of the caller's tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BillingInvoice {
+    /// The billing provider's id.
+    pub id: String,
+    /// Invoice number.
+    pub number: String,
+    /// `draft`, `finalized`, `voided`, …
+    pub status: String,
+    /// `pending`, `succeeded`, `failed`.
+    pub payment_status: String,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Total in cents.
+    pub total_amount_cents: i64,
+    /// Issuing date (`YYYY-MM-DD`).
+    pub issuing_date: String,
+    /// The PDF, once generated.
+    pub file_url: Option<String>,
+}
+
+/// One page of invoices, newest first (`GET /api/v2/billing/invoices`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BillingInvoicePage {
+    /// The invoices of this page.
+    pub items: Vec<BillingInvoice>,
+    /// This page (from 1).
+    pub page: u32,
+    /// The next page, if any.
+    pub next_page: Option<u32>,
+    /// Invoices across all pages.
+    pub total: u64,
+}
+
+impl From<avb_billing::model::InvoicePage> for BillingInvoicePage {
+    fn from(page: avb_billing::model::InvoicePage) -> Self {
+        Self {
+            items: page
+                .invoices
+                .into_iter()
+                .map(|i| BillingInvoice {
+                    id: i.id,
+                    number: i.number,
+                    status: i.status,
+                    payment_status: i.payment_status,
+                    currency: i.currency,
+                    total_amount_cents: i.total_amount_cents,
+                    issuing_date: i.issuing_date,
+                    file_url: i.file_url,
+                })
+                .collect(),
+            page: page.page,
+            next_page: page.next_page,
+            total: page.total_count,
+        }
+    }
+}

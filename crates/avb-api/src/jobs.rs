@@ -1,23 +1,30 @@
 //! Background jobs the app itself handles (spec §11): permission-graph bootstrap and retries (including the
-//! relationships of users created at sign-in, `permissions.sync_user`), and expired-session cleanup. Jobs of
-//! kinds without a handler here (billing sync, e-mail) stay queued for the worker that owns them; nothing is
-//! acknowledged that was not done.
+//! relationships of users created at sign-in, `permissions.sync_user`), expired-session cleanup, and — when the
+//! app has billing — the tenant sync (`billing.sync_tenant`, enqueued by the tenant service when a tenant is
+//! created or its tier changes) and the usage sync (`billing.sync_usage`, run every
+//! [`SYNC_INTERVAL`](avb_billing::sync::SYNC_INTERVAL) by [`JobRunner::spawn`], and on demand as a job). Jobs of
+//! kinds without a handler here (e-mail; billing when billing is off) stay queued for the worker that owns them;
+//! nothing is acknowledged that was not done.
 
 use crate::app::App;
 use crate::permissions::{APPLY_JOB, GraphChange};
 use avb_auth::authorizer::bootstrap;
+use avb_billing::sync::{SYNC_INTERVAL, SYNC_USAGE_JOB, UsageSyncReport};
 use avb_core::jobs::{Job, kinds};
 use avb_core::{Ctx, RequestId, TenantId, UserId};
 use avb_tenancy::user::TenantJoin;
 use std::time::Duration;
 
-/// Kinds this runner handles.
+/// Kinds this runner always handles.
 pub const HANDLED: &[&str] = &[
     kinds::PERMISSIONS_BOOTSTRAP_TENANT,
     kinds::PERMISSIONS_SYNC_USER,
     APPLY_JOB,
     kinds::CLEANUP_SESSIONS,
 ];
+
+/// Kinds this runner handles when the app has billing.
+pub const BILLING_HANDLED: &[&str] = &[kinds::BILLING_SYNC_TENANT, SYNC_USAGE_JOB];
 
 /// How long a reserved job may run before another worker may take it.
 const LEASE: Duration = Duration::from_secs(60);
@@ -26,6 +33,11 @@ const LEASE: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct JobRunner {
     app: App,
+}
+
+#[derive(serde::Deserialize)]
+struct SyncTenant {
+    tenant_id: TenantId,
 }
 
 #[derive(serde::Deserialize)]
@@ -40,12 +52,22 @@ impl JobRunner {
         Self { app }
     }
 
+    /// The kinds this runner reserves: [`HANDLED`], plus [`BILLING_HANDLED`] when the app has billing.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds = HANDLED.to_vec();
+        if self.app.inner().billing.is_some() {
+            kinds.extend_from_slice(BILLING_HANDLED);
+        }
+        kinds
+    }
+
     /// Runs every runnable job of the handled kinds; returns how many ran (successfully or not).
     pub async fn run_until_idle(&self) -> usize {
+        let kinds = self.kinds();
         let mut ran = 0;
         loop {
             let ctx = self.system_ctx(None);
-            let job = match self.app.inner().jobs.reserve(&ctx, HANDLED, LEASE).await {
+            let job = match self.app.inner().jobs.reserve(&ctx, &kinds, LEASE).await {
                 Ok(Some(job)) => job,
                 Ok(None) => return ran,
                 Err(err) => {
@@ -75,14 +97,56 @@ impl JobRunner {
         }
     }
 
-    /// Polls every `interval` until the task is aborted.
+    /// One usage sync (spec `sync_usage_to_lago`): ended sessions into the outbox, the outbox to the provider.
+    /// `Ok(None)` when the app has no billing.
+    ///
+    /// # Errors
+    /// The sync's error (the provider or the store failed); pending usage stays in the outbox for the next run.
+    pub async fn sync_usage(&self) -> Result<Option<UsageSyncReport>, avb_billing::Error> {
+        let Some(billing) = &self.app.inner().billing else {
+            return Ok(None);
+        };
+        let report = billing.sync.sync_usage(&self.system_ctx(None)).await?;
+        tracing::info!(
+            sessions = report.sessions_scanned,
+            recorded = report.events_recorded,
+            accepted = report.events_accepted,
+            duplicates = report.events_duplicate,
+            rejected = report.events_rejected,
+            "billing usage synced"
+        );
+        Ok(Some(report))
+    }
+
+    /// Polls the queue every `interval`, and runs the usage sync every
+    /// [`SYNC_INTERVAL`](avb_billing::sync::SYNC_INTERVAL) when the app has billing (every replica does; runs
+    /// that overlap send the same events, which the provider reports as duplicates), until the task is aborted.
     pub fn spawn(self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        self.spawn_with_sync_interval(interval, SYNC_INTERVAL)
+    }
+
+    /// [`JobRunner::spawn`] with another usage-sync period (tests, operators).
+    pub fn spawn_with_sync_interval(
+        self,
+        interval: Duration,
+        sync_interval: Duration,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut sync = tokio::time::interval(sync_interval);
+            sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                self.run_until_idle().await;
+                tokio::select! {
+                    _ = tick.tick() => {
+                        self.run_until_idle().await;
+                    }
+                    _ = sync.tick(), if self.app.inner().billing.is_some() => {
+                        if let Err(err) = self.sync_usage().await {
+                            tracing::warn!(error = %err, "billing usage sync failed; pending usage kept for the next run");
+                        }
+                    }
+                }
             }
         })
     }
@@ -142,6 +206,24 @@ impl JobRunner {
                     serde_json::from_value(job.payload.clone()).map_err(|e| e.to_string())?;
                 change.write(&self.app, &ctx).await.map_err(|e| e.to_string())
             }
+            kinds::BILLING_SYNC_TENANT => {
+                let billing = self
+                    .app
+                    .inner()
+                    .billing
+                    .as_ref()
+                    .ok_or_else(|| "billing is off".to_owned())?;
+                let args: SyncTenant =
+                    serde_json::from_value(job.payload.clone()).map_err(|e| e.to_string())?;
+                let ctx = self.system_ctx(Some(args.tenant_id));
+                billing
+                    .sync
+                    .sync_tenant(&ctx, args.tenant_id)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            SYNC_USAGE_JOB => self.sync_usage().await.map(|_| ()).map_err(|e| e.to_string()),
             kinds::CLEANUP_SESSIONS => crate::ops::sessions::cleanup(&self.app, &ctx)
                 .await
                 .map(|_| ())

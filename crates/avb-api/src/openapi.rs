@@ -10,7 +10,10 @@
 //! A route without a description is left out of the document and named by [`undocumented`]; the tests require
 //! it to be empty, so a new route cannot ship undocumented.
 
-use crate::dto::{ApiKeyResponse, CreatedApiKeyResponse, MarkedReadResponse, RotatedApiKeyResponse};
+use crate::dto::{
+    ApiKeyResponse, BillingInvoicePage, BillingUsage, CreatedApiKeyResponse, MarkedReadResponse,
+    RotatedApiKeyResponse,
+};
 use crate::http::Method;
 use crate::ops;
 use crate::routes::{API_PREFIX, Access, RATE_LIMIT_EXEMPT, Route, routes};
@@ -149,7 +152,7 @@ const fn no_content(summary: &'static str) -> Describe {
 
 /// The description of the operation `operation`, or `None` when it has none (see [`undocumented`]).
 fn describe(operation: &str) -> Option<Describe> {
-    use ops::{admin, api_keys, audit, notifications, projects, sessions, themes, users, voice};
+    use ops::{admin, api_keys, audit, billing, notifications, projects, sessions, themes, users, voice};
     Some(match operation {
         "health" => ok("Liveness: the process answers", liveness),
         "health_ready" => Describe {
@@ -309,6 +312,13 @@ fn describe(operation: &str) -> Option<Describe> {
         "get_theme" => ok("Get a theme", named::<Theme>),
         "update_theme" => ok("Change a theme", named::<Theme>).body(named::<UpdateThemeRequest>, false),
         "delete_theme" => no_content("Delete a theme"),
+        // billing
+        "get_billing_usage" => ok(
+            "The tenant's usage in the current billing period",
+            named::<BillingUsage>,
+        ),
+        "list_billing_invoices" => ok("The tenant's invoices, newest first", named::<BillingInvoicePage>)
+            .query(params::<billing::InvoiceQuery>),
         // notifications
         "list_notifications" => ok("The caller's notifications, newest first", page::<Notification>)
             .query(params::<notifications::NotificationListQuery>)

@@ -147,6 +147,9 @@ pub fn routes() -> Vec<Route> {
         route!(Get "/api/v2/themes/{id}" => "get_theme", Tenant, themes::get),
         route!(Patch "/api/v2/themes/{id}" => "update_theme", Tenant, themes::update),
         route!(Delete "/api/v2/themes/{id}" => "delete_theme", Tenant, themes::delete),
+        // billing (spec `apps/billing`; `tenant#billing_access`)
+        route!(Get "/api/v2/billing/usage" => "get_billing_usage", Tenant, billing::usage),
+        route!(Get "/api/v2/billing/invoices" => "list_billing_invoices", Tenant, billing::invoices),
         // notifications (the caller's own)
         route!(Get "/api/v2/notifications" => "list_notifications", Tenant, notifications::list),
         route!(Post "/api/v2/notifications/read-all" => "mark_all_notifications_read", Tenant, notifications::mark_all_read),

@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
+pub mod billing;
 pub mod docs;
 pub mod health;
 pub mod notifications;

@@ -12,6 +12,7 @@ mod support;
 mod admin;
 mod api_keys;
 mod audit;
+mod billing;
 mod notifications;
 mod openapi;
 mod projects;

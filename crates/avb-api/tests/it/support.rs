@@ -116,7 +116,8 @@ impl std::ops::Deref for World {
     }
 }
 
-/// An app over in-memory adapters with generous rate limits (tests count requests, not time).
+/// An app over in-memory adapters with generous rate limits (tests count requests, not time), and billing on
+/// (the in-memory provider and store), like the server's default.
 pub fn app() -> (App, MemoryStore, StaticJwtIdentity) {
     let store = MemoryStore::new();
     let jwt = StaticJwtBuilder::hs256(SECRET).build().expect("jwt");
@@ -138,6 +139,10 @@ pub fn app() -> (App, MemoryStore, StaticJwtIdentity) {
         .rate_limiter(Arc::new(MemoryRateLimiter::new()))
         .event_bus(Arc::new(MemoryEventBus::new()))
         .ephemeral_tokens(Arc::new(MemoryEphemeralTokens::new()))
+        .billing(
+            Arc::new(avb_billing::adapters::memory::MemoryBilling::new()),
+            Arc::new(avb_storage_memory::MemoryBillingStore::new()),
+        )
         .config(config)
         .build()
         .expect("app");
