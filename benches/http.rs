@@ -13,6 +13,9 @@
 //! default `redis://127.0.0.1:6379/0`, under a unique key prefix that is deleted afterwards).
 //! `AVB_BENCH_SECONDS` shortens the measurement (smoke runs); `AVB_BENCH_SKIP_BACKENDS=1` measures memory only;
 //! `AVB_BENCH_DB_HEALTH_CHECKS=false` turns off the pool's check of idle connections (to measure its cost).
+//!
+//! Throughput needs a quiet machine; `cargo bench --bench http_allocs` counts the heap allocations of the same
+//! request through `App::handle` and each adapter instead, a figure that does not depend on load.
 
 // Benchmark harness code fails loudly like test code does.
 #![allow(

@@ -72,6 +72,15 @@ impl ApiError {
             details: self.details.clone(),
         }
     }
+
+    /// The wire envelope, moving message and details out instead of copying them.
+    pub fn into_body(self) -> ErrorBody {
+        ErrorBody {
+            error: self.code,
+            message: self.message,
+            details: self.details,
+        }
+    }
 }
 
 impl From<avb_core::Error> for ApiError {

@@ -4,15 +4,19 @@
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::http::{ApiRequest, ApiResponse, Headers, Method};
+use crate::http::{ApiRequest, ApiResponse, HeaderText, Headers, Method};
 use crate::input::{Input, ReplyBody};
 use crate::routes::{Access, RATE_LIMIT_EXEMPT, Route};
 use avb_auth::credentials::{self, Credential, CredentialSources};
 use avb_core::rate_limit::{RateLimitDecision, RateLimitPolicy};
-use avb_core::{ClientInfo, Ctx, ErrorCode, Principal, RateLimitTier, RequestId, Role};
+use avb_core::{
+    ClientInfo, Ctx, ErrorCode, IdGen, Principal, RateLimitTier, RequestId, Role, TenantId, UserId,
+};
 use avb_tenancy::resolve::ResolveInput;
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::Instant;
+use uuid::Uuid;
 
 /// Security headers on every response (spec §13.3, exactly that set; the microphone is allowed for self).
 pub const SECURITY_HEADERS: &[(&str, &str)] = &[
@@ -113,11 +117,8 @@ impl RouteIndex {
             })
             .copied()
             .ok_or_else(|| ApiError::new(ErrorCode::MethodNotAllowed))?;
-        let params = matched
-            .params
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let mut params = Vec::with_capacity(matched.params.len());
+        params.extend(matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
         Ok((route, params))
     }
 }
@@ -126,11 +127,23 @@ struct Outcome {
     response: ApiResponse,
     endpoint: &'static str,
     rate: Option<RateLimitDecision>,
-    tenant: Option<String>,
-    user: Option<String>,
+    tenant: Option<TenantId>,
+    user: Option<UserId>,
     cause: Option<String>,
     /// `Allow` for a `method_not_allowed` answer.
     allow: Option<String>,
+}
+
+/// What the pipeline reads of a request: borrowed from [`App::handle`], which keeps path and headers for the
+/// response and the log line; query and body move on to the handler.
+struct Parts<'a> {
+    method: Method,
+    path: &'a str,
+    headers: &'a Headers,
+    peer: Option<IpAddr>,
+    oversized: bool,
+    query: String,
+    body: Vec<u8>,
 }
 
 impl App {
@@ -138,19 +151,25 @@ impl App {
     pub async fn handle(&self, req: ApiRequest) -> ApiResponse {
         let started = Instant::now();
         let inner = self.inner();
-        let request_id = req
-            .headers
+        let ApiRequest {
+            method,
+            path,
+            query,
+            headers,
+            body,
+            oversized,
+            peer,
+        } = req;
+        let request_id = headers
             .get("x-request-id")
             .and_then(RequestId::from_client)
-            .unwrap_or_else(|| RequestId::generate(inner.ids.as_ref()));
-        let origin = req.headers.get("origin").map(str::to_owned);
-        let method = req.method;
-        let path = req.path.clone();
+            .unwrap_or_else(|| new_request_id(inner.ids.as_ref()));
+        let origin = headers.get("origin");
 
         let mut outcome =
-            if method == Method::Options && req.headers.get("access-control-request-method").is_some() {
+            if method == Method::Options && headers.get("access-control-request-method").is_some() {
                 Outcome {
-                    response: self.preflight(origin.as_deref()),
+                    response: self.preflight(origin),
                     endpoint: "cors_preflight",
                     rate: None,
                     tenant: None,
@@ -159,17 +178,26 @@ impl App {
                     allow: None,
                 }
             } else {
-                self.run(req, &request_id).await
+                let parts = Parts {
+                    method,
+                    path: &path,
+                    headers: &headers,
+                    peer,
+                    oversized,
+                    query,
+                    body,
+                };
+                self.run(parts, &request_id).await
             };
 
         let response = &mut outcome.response;
-        response.set_header("x-request-id", request_id.as_str());
+        response.insert_header("x-request-id", exact(request_id.as_str()));
         for (name, value) in SECURITY_HEADERS {
-            response.set_header(name, *value);
+            response.insert_header(name, *value);
         }
         if let Some(rate) = outcome.rate {
-            response.set_header("x-ratelimit-limit", rate.limit.to_string());
-            response.set_header("x-ratelimit-remaining", rate.remaining.to_string());
+            response.insert_header("x-ratelimit-limit", decimal(rate.limit));
+            response.insert_header("x-ratelimit-remaining", decimal(rate.remaining));
             // Spec §10.2: the reset is a Unix time (seconds), rounded up so clients never retry early.
             let reset_in = rate.reset_after.as_secs() + u64::from(rate.reset_after.subsec_nanos() > 0);
             let reset_at = inner
@@ -177,9 +205,9 @@ impl App {
                 .now()
                 .timestamp()
                 .saturating_add(i64::try_from(reset_in).unwrap_or(0));
-            response.set_header("x-ratelimit-reset", reset_at.to_string());
+            response.insert_header("x-ratelimit-reset", decimal(reset_at));
         }
-        self.cors_headers(origin.as_deref(), response);
+        self.cors_headers(origin, response);
         if method == Method::Head {
             response.body.clear();
         }
@@ -193,8 +221,10 @@ impl App {
         );
         let status = outcome.response.status;
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        let tenant = outcome.tenant.as_deref().unwrap_or("");
-        let user = outcome.user.as_deref().unwrap_or("");
+        // Ids as text on the stack: the log line must not cost an allocation per request.
+        let (mut tenant_text, mut user_text) = (Uuid::encode_buffer(), Uuid::encode_buffer());
+        let tenant = uuid_text(outcome.tenant.map(|t| t.as_uuid()), &mut tenant_text);
+        let user = uuid_text(outcome.user.map(|u| u.as_uuid()), &mut user_text);
         if status >= 500 {
             let cause = outcome.cause.as_deref().unwrap_or("");
             tracing::error!(request_id = %request_id, method = method.as_str(), path = %path, status, duration_ms, tenant, user, cause, "request_completed");
@@ -206,9 +236,14 @@ impl App {
         outcome.response
     }
 
-    async fn run(&self, req: ApiRequest, request_id: &RequestId) -> Outcome {
+    async fn run(&self, req: Parts<'_>, request_id: &RequestId) -> Outcome {
         let mut outcome = Outcome {
-            response: ApiResponse::empty(500),
+            // Replaced below; a placeholder that allocates nothing.
+            response: ApiResponse {
+                status: 500,
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
             endpoint: "unmatched",
             rate: None,
             tenant: None,
@@ -219,29 +254,29 @@ impl App {
         let result = self.run_inner(req, request_id, &mut outcome).await;
         outcome.response = match result {
             Ok(response) => response,
-            Err(err) => {
-                outcome.cause = err.cause.clone();
-                self.error_response(err)
+            Err(mut err) => {
+                outcome.cause = err.cause.take();
+                self.error_response(err, outcome.cause.as_deref())
             }
         };
         if let Some(allow) = outcome.allow.take() {
-            outcome.response.set_header("allow", allow);
+            outcome.response.insert_header("allow", allow);
         }
         outcome
     }
 
     async fn run_inner(
         &self,
-        req: ApiRequest,
+        req: Parts<'_>,
         request_id: &RequestId,
         outcome: &mut Outcome,
     ) -> Result<ApiResponse, ApiError> {
         let inner = self.inner();
-        let (route, params) = match inner.routes.find(req.method, &req.path) {
+        let (route, params) = match inner.routes.find(req.method, req.path) {
             Ok(found) => found,
             Err(err) => {
                 if err.code == ErrorCode::MethodNotAllowed {
-                    outcome.allow = inner.routes.allowed(&req.path);
+                    outcome.allow = inner.routes.allowed(req.path);
                 }
                 return Err(err);
             }
@@ -251,8 +286,9 @@ impl App {
             return Err(ApiError::new(ErrorCode::PayloadTooLarge)
                 .details(serde_json::json!({ "max_bytes": inner.config.max_body_bytes })));
         }
+        let ip = client_ip(req.headers, req.peer, inner.config.trust_forwarded_for);
         let client = ClientInfo {
-            ip: client_ip(&req.headers, req.peer, inner.config.trust_forwarded_for),
+            ip,
             user_agent: req
                 .headers
                 .get("user-agent")
@@ -279,11 +315,11 @@ impl App {
         let principal = match authenticated {
             Ok(a) => a.principal,
             Err(err) => {
-                if !exempt(&req.path) {
-                    let key = format!("ip:{}", ip_key(client.ip));
+                if !exempt(req.path) {
+                    let key = KeyText::format(format_args!("ip:{}", IpKey(ip)));
                     if let Ok(decision) = inner
                         .rate_limiter
-                        .check(&base, &key, inner.config.rate_limits.anonymous)
+                        .check(&base, key.as_str(), inner.config.rate_limits.anonymous)
                         .await
                     {
                         outcome.rate = Some(decision);
@@ -295,29 +331,29 @@ impl App {
                 return Err(err.into());
             }
         };
-        outcome.user = principal.user_id().map(|u| u.to_string());
+        outcome.user = principal.user_id();
 
         // Tenant resolution (spec §5.2).
         let tenant = inner
             .resolver
             .resolve_shared(ResolveInput {
-                path: &req.path,
+                path: req.path,
                 principal: &principal,
                 header_tenant: req.headers.get("x-tenant-id"),
                 host: req.headers.get("host"),
             })
             .await?;
-        outcome.tenant = tenant.as_ref().map(|t| t.id.to_string());
+        outcome.tenant = tenant.as_ref().map(|t| t.id);
         let ctx = Ctx::new(request_id.clone(), principal)
-            .with_client(client.clone())
+            .with_client(client)
             .with_deadline(base.deadline())
             .with_tenant(tenant.as_ref().map(|t| t.id));
 
         // Rate limiting (spec §10.2): by API key, user or IP, with the caller's tier.
-        if !exempt(&req.path)
-            && let Some((key, policy)) = rate_key(&ctx, client.ip, &inner.config.rate_limits)
+        if !exempt(req.path)
+            && let Some((key, policy)) = rate_limit_key(&ctx, ip, &inner.config.rate_limits)
         {
-            let decision = inner.rate_limiter.check(&ctx, &key, policy).await?;
+            let decision = inner.rate_limiter.check(&ctx, key.as_str(), policy).await?;
             outcome.rate = Some(decision);
             if !decision.allowed {
                 return Err(rate_limited(decision));
@@ -341,23 +377,26 @@ impl App {
         Ok(match reply.body {
             ReplyBody::Json(body) => ApiResponse::json(reply.status, &body),
             ReplyBody::Raw { content_type, bytes } => {
-                ApiResponse::with_body(reply.status, content_type, bytes)
+                ApiResponse::with_content_type(reply.status, Cow::Borrowed(content_type), bytes)
             }
             ReplyBody::Empty => ApiResponse::empty(reply.status),
         })
     }
 
-    fn error_response(&self, err: ApiError) -> ApiResponse {
-        let mut body = err.body();
-        if err.status() >= 500
+    /// The envelope of `err`; `cause` (taken out of it for the log line) is shown on 5xx answers in debug mode.
+    fn error_response(&self, err: ApiError, cause: Option<&str>) -> ApiResponse {
+        let status = err.status();
+        let retry_after = err.retry_after;
+        let mut body = err.into_body();
+        if status >= 500
             && self.inner().config.debug
-            && let Some(cause) = &err.cause
+            && let Some(cause) = cause
         {
             body.details = serde_json::json!({ "debug": cause });
         }
-        let mut response = ApiResponse::json(err.status(), &body);
-        if let Some(secs) = err.retry_after {
-            response.set_header("retry-after", secs.to_string());
+        let mut response = ApiResponse::json(status, &body);
+        if let Some(secs) = retry_after {
+            response.insert_header("retry-after", decimal(secs));
         }
         response
     }
@@ -373,22 +412,22 @@ impl App {
     fn preflight(&self, origin: Option<&str>) -> ApiResponse {
         let mut response = ApiResponse::empty(204);
         if origin.is_some_and(|o| self.origin_allowed(o)) {
-            response.set_header(
+            response.insert_header(
                 "access-control-allow-methods",
                 "GET, POST, PUT, PATCH, DELETE, OPTIONS",
             );
-            response.set_header("access-control-allow-headers", CORS_ALLOW_HEADERS);
-            response.set_header("access-control-max-age", "86400");
+            response.insert_header("access-control-allow-headers", CORS_ALLOW_HEADERS);
+            response.insert_header("access-control-max-age", "86400");
         }
         response
     }
 
     fn cors_headers(&self, origin: Option<&str>, response: &mut ApiResponse) {
         if let Some(origin) = origin.filter(|o| self.origin_allowed(o)) {
-            response.set_header("access-control-allow-origin", origin);
-            response.set_header("access-control-allow-credentials", "true");
-            response.set_header("access-control-expose-headers", CORS_EXPOSE_HEADERS);
-            response.set_header("vary", "Origin");
+            response.insert_header("access-control-allow-origin", exact(origin));
+            response.insert_header("access-control-allow-credentials", "true");
+            response.insert_header("access-control-expose-headers", CORS_EXPOSE_HEADERS);
+            response.insert_header("vary", "Origin");
         }
     }
 }
@@ -402,7 +441,19 @@ pub(crate) fn exempt(path: &str) -> bool {
 }
 
 pub(crate) fn ip_key(ip: Option<IpAddr>) -> String {
-    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    IpKey(ip).to_string()
+}
+
+/// The address part of an `ip:…` rate-limit key: the address, or `unknown`.
+struct IpKey(Option<IpAddr>);
+
+impl std::fmt::Display for IpKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("unknown"),
+        }
+    }
 }
 
 /// Rate-limit key and policy for a caller (spec §10.2 `_get_rate_limit_params`); `None` = unlimited.
@@ -411,18 +462,134 @@ pub(crate) fn rate_key(
     ip: Option<IpAddr>,
     limits: &crate::app::RateLimits,
 ) -> Option<(String, RateLimitPolicy)> {
+    rate_limit_key(ctx, ip, limits).map(|(key, policy)| (key.as_str().to_owned(), policy))
+}
+
+/// [`rate_key`] with the key formatted on the stack.
+fn rate_limit_key(
+    ctx: &Ctx,
+    ip: Option<IpAddr>,
+    limits: &crate::app::RateLimits,
+) -> Option<(KeyText, RateLimitPolicy)> {
     match ctx.principal() {
         Principal::ApiKey(key) => match key.tier {
             RateLimitTier::Unlimited => None,
-            RateLimitTier::Elevated => Some((format!("api_key:{}", key.key_id), limits.elevated)),
-            RateLimitTier::Standard => Some((format!("api_key:{}", key.key_id), limits.standard)),
+            RateLimitTier::Elevated => Some((
+                KeyText::format(format_args!("api_key:{}", key.key_id)),
+                limits.elevated,
+            )),
+            RateLimitTier::Standard => Some((
+                KeyText::format(format_args!("api_key:{}", key.key_id)),
+                limits.standard,
+            )),
         },
-        Principal::User(user) if user.roles.contains(&Role::Sysadmin) => {
-            Some((format!("user:{}", user.user_id), limits.elevated))
-        }
-        Principal::User(user) => Some((format!("user:{}", user.user_id), limits.standard)),
+        Principal::User(user) if user.roles.contains(&Role::Sysadmin) => Some((
+            KeyText::format(format_args!("user:{}", user.user_id)),
+            limits.elevated,
+        )),
+        Principal::User(user) => Some((
+            KeyText::format(format_args!("user:{}", user.user_id)),
+            limits.standard,
+        )),
         Principal::System { .. } => None,
-        Principal::Anonymous => Some((format!("ip:{}", ip_key(ip)), limits.anonymous)),
+        Principal::Anonymous => Some((
+            KeyText::format(format_args!("ip:{}", IpKey(ip))),
+            limits.anonymous,
+        )),
+    }
+}
+
+/// Bytes a [`KeyText`] holds without allocating: `api_key:` or `user:` and a UUID, `ip:` and an IPv6 address.
+const KEY_TEXT_INLINE: usize = 64;
+
+/// Short text formatted on the stack (rate-limit keys), or on the heap when it does not fit.
+enum KeyText {
+    Inline {
+        bytes: [u8; KEY_TEXT_INLINE],
+        len: usize,
+    },
+    Heap(String),
+}
+
+impl KeyText {
+    fn format(args: std::fmt::Arguments<'_>) -> Self {
+        let mut text = KeyText::Inline {
+            bytes: [0; KEY_TEXT_INLINE],
+            len: 0,
+        };
+        if std::fmt::Write::write_fmt(&mut text, args).is_err() {
+            text = KeyText::Heap(std::fmt::format(args));
+        }
+        text
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Only whole `&str`s are ever copied in, so the prefix is UTF-8.
+            KeyText::Inline { bytes, len } => bytes
+                .get(..*len)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            KeyText::Heap(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Write for KeyText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        match self {
+            KeyText::Inline { bytes, len } => {
+                let end = len.checked_add(s.len()).ok_or(std::fmt::Error)?;
+                bytes
+                    .get_mut(*len..end)
+                    .ok_or(std::fmt::Error)?
+                    .copy_from_slice(s.as_bytes());
+                *len = end;
+                Ok(())
+            }
+            KeyText::Heap(text) => text.write_str(s),
+        }
+    }
+}
+
+/// A fresh request id: the id generator's UUID as `RequestId::generate` writes it (hyphenated, lower case),
+/// encoded on the stack so the id costs one allocation instead of two.
+fn new_request_id(ids: &dyn IdGen) -> RequestId {
+    let uuid = ids.new_uuid();
+    let mut buffer = Uuid::encode_buffer();
+    RequestId::from_client(uuid.hyphenated().encode_lower(&mut buffer))
+        .unwrap_or_else(|| RequestId::generate(&Given(uuid)))
+}
+
+/// An id generator answering one UUID already drawn (never used: a UUID is always a valid request id).
+#[derive(Debug)]
+struct Given(Uuid);
+
+impl IdGen for Given {
+    fn new_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+/// A UUID as text in `buffer` (the `Display` form), or `""`.
+fn uuid_text(id: Option<Uuid>, buffer: &mut [u8; uuid::fmt::Urn::LENGTH]) -> &str {
+    match id {
+        Some(id) => id.hyphenated().encode_lower(buffer),
+        None => "",
+    }
+}
+
+/// A header value copied into a string of exactly its length: adapters then hand the allocation to the
+/// framework as it is (`Bytes` from a full `Vec` needs no second allocation).
+fn exact(text: &str) -> HeaderText {
+    Cow::Owned(String::from(text))
+}
+
+/// An integer header value (`x-ratelimit-*`, `retry-after`), formatted on the stack and copied once.
+fn decimal(n: impl std::fmt::Display) -> HeaderText {
+    match KeyText::format(format_args!("{n}")) {
+        KeyText::Heap(text) => Cow::Owned(text),
+        inline => exact(inline.as_str()),
     }
 }
 
@@ -472,4 +639,41 @@ pub(crate) fn client_ip(
         return Some(ip);
     }
     peer
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use avb_core::SequentialIds;
+
+    #[test]
+    fn generated_request_ids_read_as_the_core_ones() {
+        let (ours, core) = (SequentialIds::default(), SequentialIds::default());
+        for _ in 0..3 {
+            assert_eq!(new_request_id(&ours), RequestId::generate(&core));
+        }
+    }
+
+    #[test]
+    fn stack_text_reads_as_formatted_text() {
+        let v6: IpAddr = "2001:db8:85a3:1234:5678:8a2e:370:7334".parse().unwrap();
+        for ip in [None, Some("10.1.2.3".parse().unwrap()), Some(v6)] {
+            let key = KeyText::format(format_args!("ip:{}", IpKey(ip)));
+            assert!(matches!(key, KeyText::Inline { .. }));
+            assert_eq!(key.as_str(), format!("ip:{}", ip_key(ip)));
+        }
+        assert_eq!(ip_key(None), "unknown");
+        let long = "x".repeat(KEY_TEXT_INLINE + 1);
+        let key = KeyText::format(format_args!("user:{long}"));
+        assert!(matches!(key, KeyText::Heap(_)));
+        assert_eq!(key.as_str(), format!("user:{long}"));
+        assert_eq!(decimal(0_u32), "0");
+        assert_eq!(decimal(-17_i64), "-17");
+        assert_eq!(decimal(u64::MAX), u64::MAX.to_string());
+        let mut buffer = Uuid::encode_buffer();
+        let id = Uuid::from_u64_pair(1, 2);
+        assert_eq!(uuid_text(Some(id), &mut buffer), id.to_string());
+        assert_eq!(uuid_text(None, &mut buffer), "");
+    }
 }

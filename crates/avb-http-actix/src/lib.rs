@@ -20,10 +20,12 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use avb_api::http::HeaderText;
 use avb_api::realtime::{ClientFrame, RealtimeRequest, is_realtime_path};
 use avb_api::ws_v2::{WsV2Request, is_ws_v2_path};
 use avb_api::{ApiRequest, App, Headers, Method};
 use futures::StreamExt as _;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
@@ -64,9 +66,15 @@ async fn handle(app: web::Data<App>, request: HttpRequest, payload: web::Payload
     to_actix(app.handle(api_request).await)
 }
 
+/// The request's headers (those with a text value), copied into one buffer sized up front.
 fn headers_of(request: &HttpRequest) -> Headers {
-    let mut headers = Headers::new();
-    for (name, value) in request.headers() {
+    let map = request.headers();
+    let bytes = map
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let mut headers = Headers::with_capacity(map.len(), bytes);
+    for (name, value) in map {
         if let Ok(value) = value.to_str() {
             headers.push(name.as_str(), value);
         }
@@ -217,11 +225,38 @@ fn to_actix(response: avb_api::ApiResponse) -> HttpResponse {
     let mut out = HttpResponse::with_body(status, response.body);
     let headers = out.headers_mut();
     for (name, value) in response.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+        if let (Ok(name), Ok(value)) = (header_name(&name), header_value(value)) {
             headers.append(name, value);
         }
     }
     out.map_into_boxed_body()
+}
+
+// The pipeline's header names that `http` does not know (it knows the standard ones without allocating).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// A response header name, without copying the ones the pipeline sends on every response.
+fn header_name(name: &str) -> Result<HeaderName, header::InvalidHeaderName> {
+    Ok(match name {
+        "x-request-id" => X_REQUEST_ID,
+        "permissions-policy" => PERMISSIONS_POLICY,
+        "x-ratelimit-limit" => X_RATELIMIT_LIMIT,
+        "x-ratelimit-remaining" => X_RATELIMIT_REMAINING,
+        "x-ratelimit-reset" => X_RATELIMIT_RESET,
+        _ => return HeaderName::from_bytes(name.as_bytes()),
+    })
+}
+
+/// A response header value: constant text is used in place, owned text is handed over without a copy.
+fn header_value(value: HeaderText) -> Result<HeaderValue, header::InvalidHeaderValue> {
+    match value {
+        Cow::Borrowed(text) => HeaderValue::from_maybe_shared(web::Bytes::from_static(text.as_bytes())),
+        Cow::Owned(text) => HeaderValue::try_from(text),
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for in-flight requests (up to 30 s).

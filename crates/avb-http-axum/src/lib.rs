@@ -14,15 +14,18 @@
 //! [`serve`] serves plain HTTP, [`serve_tls`] HTTPS/WSS (the Node OpenAI SDK only dials `wss://`).
 #![deny(missing_docs)]
 
+use avb_api::http::HeaderText;
 use avb_api::realtime::{ClientFrame, RealtimeRequest, is_realtime_path};
 use avb_api::ws_v2::{WsV2Request, is_ws_v2_path};
 use avb_api::{ApiRequest, App, Headers, Method};
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::header::{InvalidHeaderName, InvalidHeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
@@ -67,28 +70,27 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
         Ok(bytes) => (bytes, false),
         Err(_) => (Bytes::new(), true),
     };
-    let mut headers = Headers::new();
-    for (name, value) in &parts.headers {
-        if let Ok(value) = value.to_str() {
-            headers.push(name.as_str(), value);
-        }
-    }
     let api_request = ApiRequest {
         method: Method::from_name(parts.method.as_str()),
         // When nested under a prefix, axum hands us the path below the mount point, which is exactly the
         // API's own route space (`/api/v2/…`).
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().unwrap_or_default().to_owned(),
-        headers,
-        body: body.to_vec(),
+        headers: headers_of(&parts.headers),
+        body: Vec::from(body),
         oversized,
         peer,
     };
     to_axum(app.handle(api_request).await)
 }
 
+/// The request's headers (those with a text value), copied into one buffer sized up front.
 fn headers_of(map: &axum::http::HeaderMap) -> Headers {
-    let mut headers = Headers::new();
+    let bytes = map
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let mut headers = Headers::with_capacity(map.len(), bytes);
     for (name, value) in map {
         if let Ok(value) = value.to_str() {
             headers.push(name.as_str(), value);
@@ -215,13 +217,41 @@ where
 fn to_axum(response: avb_api::ApiResponse) -> Response {
     let mut out = Response::new(Body::from(response.body));
     *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = out.headers_mut();
+    let mut headers = HeaderMap::with_capacity(response.headers.len());
     for (name, value) in response.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+        if let (Ok(name), Ok(value)) = (header_name(&name), header_value(value)) {
             headers.append(name, value);
         }
     }
+    *out.headers_mut() = headers;
     out
+}
+
+// The pipeline's header names that `http` does not know (it knows the standard ones without allocating).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// A response header name, without copying the ones the pipeline sends on every response.
+fn header_name(name: &str) -> Result<HeaderName, InvalidHeaderName> {
+    Ok(match name {
+        "x-request-id" => X_REQUEST_ID,
+        "permissions-policy" => PERMISSIONS_POLICY,
+        "x-ratelimit-limit" => X_RATELIMIT_LIMIT,
+        "x-ratelimit-remaining" => X_RATELIMIT_REMAINING,
+        "x-ratelimit-reset" => X_RATELIMIT_RESET,
+        _ => return HeaderName::from_bytes(name.as_bytes()),
+    })
+}
+
+/// A response header value: constant text is used in place, owned text is handed over without a copy.
+fn header_value(value: HeaderText) -> Result<HeaderValue, InvalidHeaderValue> {
+    match value {
+        Cow::Borrowed(text) => HeaderValue::from_maybe_shared(Bytes::from_static(text.as_bytes())),
+        Cow::Owned(text) => HeaderValue::try_from(text),
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for in-flight requests.
