@@ -7,6 +7,7 @@
 
 use avb_voice::adapters::EarshotVad;
 use avb_voice::audio::{AudioFormat, Resampler, decode_audio_base64, encode_audio_base64, synth};
+use avb_voice::realtime::protocol::{Dialect, decode_client};
 use avb_voice::vad::{TurnDetectionConfig, TurnDetector, TurnEvent, VoiceActivityDetector};
 use std::hint::black_box;
 use std::time::Instant;
@@ -110,6 +111,13 @@ fn main() {
     report("decode base64 pcm16 24 kHz (960 B)", |i| {
         black_box(decode_audio_base64(AudioFormat::PCM16_24K, &b64[i % b64.len()], 1 << 20).unwrap());
     });
+    let appends: Vec<String> = b64
+        .iter()
+        .map(|audio| serde_json::json!({"type": "input_audio_buffer.append", "audio": audio}).to_string())
+        .collect();
+    report("decode_client input_audio_buffer.append (24 kHz)", |i| {
+        black_box(decode_client(Dialect::Ga, &appends[i % appends.len()]).unwrap());
+    });
     report("decode base64 g711_ulaw 8 kHz (160 B)", |i| {
         black_box(decode_audio_base64(AudioFormat::G711Ulaw, &ulaw[i % ulaw.len()], 1 << 20).unwrap());
     });
@@ -168,4 +176,34 @@ fn main() {
         detector.push(&pcm[i % pcm.len()], &mut events).unwrap();
         black_box(&events);
     });
+    // Quiet input is not scored by the VAD (`avb_voice::vad::QUIET_PEAK`); with and without that gate.
+    let quiet: Vec<Vec<i16>> = [
+        synth::silence(24_000, 1_000),
+        synth::white_noise(24_000, 1_000, 60, 7),
+    ]
+    .concat()
+    .chunks(480)
+    .map(<[i16]>::to_vec)
+    .collect();
+    for (name, every) in [
+        ("turn detection, quiet input (gated)", false),
+        ("turn detection, quiet input (every frame scored)", true),
+    ] {
+        let detector = TurnDetector::new(
+            TurnDetectionConfig::default(),
+            Box::new(EarshotVad::new()),
+            24_000,
+        )
+        .unwrap();
+        let mut detector = if every {
+            detector.scoring_every_frame()
+        } else {
+            detector
+        };
+        report(name, |i| {
+            events.clear();
+            detector.push(&quiet[i % quiet.len()], &mut events).unwrap();
+            black_box(&events);
+        });
+    }
 }

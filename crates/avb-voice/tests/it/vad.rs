@@ -404,3 +404,92 @@ fn session_state_can_move_between_threads() {
     send::<Box<dyn avb_voice::tts::TtsStream>>();
     send::<Box<dyn avb_voice::llm::ChatStream>>();
 }
+
+/// Runs `samples` in 20 ms frames through a detector that scores every frame and one that skips settled quiet
+/// frames; returns both event lists.
+fn gated_and_ungated(samples: &[i16], rate: u32, agent_speaking: bool) -> [Vec<TurnEvent>; 2] {
+    [false, true].map(|every| {
+        let detector =
+            TurnDetector::new(TurnDetectionConfig::default(), Box::new(EarshotVad::new()), rate).unwrap();
+        let mut detector = if every {
+            detector.scoring_every_frame()
+        } else {
+            detector
+        };
+        detector.set_agent_speaking(agent_speaking);
+        let mut events = Vec::new();
+        for frame in samples.chunks(rate as usize / 50) {
+            detector.push(frame, &mut events).unwrap();
+        }
+        events
+    })
+}
+
+#[test]
+fn skipping_quiet_frames_keeps_the_turns_within_one_detector_frame() {
+    let hello = fixture("hello_16k.wav");
+    let yeah = fixture("yeah_16k.wav");
+    let gap = |ms| synth::silence(16_000, ms);
+    let quiet_noise = |ms, seed| synth::white_noise(16_000, ms, 90, seed);
+    let cases: Vec<(&str, Vec<i16>, bool)> = vec![
+        ("hello", hello.clone(), false),
+        ("hello, agent speaking", hello.clone(), true),
+        (
+            "two turns",
+            concat(&[hello.clone(), gap(1_500), hello.clone()]),
+            false,
+        ),
+        (
+            "turn, quiet noise, turn",
+            concat(&[hello.clone(), quiet_noise(2_000, 4), hello.clone()]),
+            false,
+        ),
+        (
+            "yeah after long silence",
+            concat(&[gap(3_000), yeah.clone(), gap(1_000)]),
+            false,
+        ),
+        (
+            "yeah while speaking",
+            concat(&[gap(3_000), yeah, gap(1_000)]),
+            true,
+        ),
+        (
+            "noise after silence",
+            concat(&[gap(2_000), synth::white_noise(16_000, 2_500, 1_000, 2)]),
+            false,
+        ),
+        (
+            "click",
+            concat(&[gap(2_000), synth::white_noise(16_000, 50, 20_000, 9), gap(800)]),
+            false,
+        ),
+        (
+            "vowel",
+            concat(&[gap(2_000), synth::synthetic_vowel(16_000, 400, 8_000), gap(800)]),
+            false,
+        ),
+    ];
+    for (name, samples, speaking) in cases {
+        let [gated, every] = gated_and_ungated(&samples, 16_000, speaking);
+        // The same turns; a bound may move by one detector frame (see `TurnDetector`, "Quiet frames").
+        assert_eq!(gated.len(), every.len(), "{name}: {gated:?} vs {every:?}");
+        for (a, b) in gated.iter().zip(&every) {
+            let (a, b) = match (a, b) {
+                (
+                    TurnEvent::SpeechStarted { audio_start_ms: a },
+                    TurnEvent::SpeechStarted { audio_start_ms: b },
+                )
+                | (
+                    TurnEvent::SpeechStopped { audio_end_ms: a },
+                    TurnEvent::SpeechStopped { audio_end_ms: b },
+                ) => (*a, *b),
+                _ => panic!("{name}: {gated:?} vs {every:?}"),
+            };
+            assert!(a.abs_diff(b) <= 16, "{name}: {gated:?} vs {every:?}");
+        }
+    }
+    // The cases are not vacuous: the speech ones do produce turns.
+    let [gated, _] = gated_and_ungated(&concat(&[hello.clone(), gap(1_500), hello]), 16_000, false);
+    assert_eq!(gated.len(), 4);
+}
