@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::tts::{TextToSpeech, TtsChunk, TtsConfig, TtsStream, TtsUsage, chunk_ms};
 use async_trait::async_trait;
 use avb_core::Ctx;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -46,12 +47,39 @@ impl Default for ToneTtsConfig {
 #[derive(Debug, Clone, Default)]
 pub struct ToneTts {
     config: ToneTtsConfig,
+    /// One second of the tone per sample rate, shared by every stream (see [`ToneTts::period_table`]).
+    tables: Arc<Mutex<Vec<PeriodTable>>>,
 }
+
+/// A sample rate and one second of the tone at that rate.
+type PeriodTable = (u32, Arc<[i16]>);
 
 impl ToneTts {
     /// A tone TTS with `config`.
     pub fn new(config: ToneTtsConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            tables: Arc::default(),
+        }
+    }
+
+    /// With a whole-number frequency the tone repeats every second exactly (`sine_at` depends only on
+    /// `n % rate` then), so one second is computed once per rate and every stream copies from it instead of
+    /// calling `sin` per sample — the scripted voice should cost a load test next to nothing.
+    fn period_table(&self, rate: u32) -> Option<Arc<[i16]>> {
+        let hz = self.config.tone_hz;
+        if hz.fract() != 0.0 || hz < 0.0 || rate == 0 {
+            return None;
+        }
+        let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, table)) = tables.iter().find(|(r, _)| *r == rate) {
+            return Some(table.clone());
+        }
+        let table: Arc<[i16]> = (0..u64::from(rate))
+            .map(|n| sine_at(n, rate, hz, self.config.amplitude))
+            .collect();
+        tables.push((rate, table.clone()));
+        Some(table)
     }
 
     /// Sets the audio per character.
@@ -93,6 +121,7 @@ impl TextToSpeech for ToneTts {
         .max(1.0) as u64;
         let chunk = ms_to_samples(u64::from(self.config.chunk_ms), rate).max(1);
         Ok(Box::new(ToneStream {
+            table: self.period_table(rate),
             tone: self.config.clone(),
             config,
             per_char,
@@ -111,6 +140,8 @@ impl TextToSpeech for ToneTts {
 
 #[derive(Debug)]
 struct ToneStream {
+    /// One second of the tone at this stream's rate, when the frequency allows it.
+    table: Option<Arc<[i16]>>,
     tone: ToneTtsConfig,
     config: TtsConfig,
     /// Samples per character.
@@ -157,12 +188,14 @@ impl ToneStream {
                     .and_then(|c| self.chars.get(c))
                     .is_some_and(|(_, sounds)| *sounds);
                 if sounds {
-                    sine_at(
-                        n,
-                        self.config.sample_rate(),
-                        self.tone.tone_hz,
-                        self.tone.amplitude,
-                    )
+                    let rate = self.config.sample_rate();
+                    match &self.table {
+                        Some(table) => usize::try_from(n % u64::from(rate.max(1)))
+                            .ok()
+                            .and_then(|i| table.get(i).copied())
+                            .unwrap_or(0),
+                        None => sine_at(n, rate, self.tone.tone_hz, self.tone.amplitude),
+                    }
                 } else {
                     0
                 }
@@ -251,5 +284,37 @@ impl TtsStream for ToneStream {
 
     fn usage(&self) -> TtsUsage {
         self.usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn the_shared_second_is_the_tone_at_every_position() {
+        let tts = ToneTts::default();
+        for rate in [8_000, 16_000, 24_000] {
+            let table = tts.period_table(rate).unwrap();
+            // Three seconds, far into a stream too: the table is exactly what `sine_at` gives.
+            for n in (0..3 * u64::from(rate)).chain(1_000_000_000..1_000_000_000 + u64::from(rate)) {
+                let expected = sine_at(n, rate, 440.0, 8_000);
+                assert_eq!(
+                    table[(n % u64::from(rate)) as usize],
+                    expected,
+                    "{rate} Hz, n = {n}"
+                );
+            }
+            assert!(
+                Arc::ptr_eq(&table, &tts.period_table(rate).unwrap()),
+                "computed once"
+            );
+        }
+        let odd = ToneTts::new(ToneTtsConfig {
+            tone_hz: 440.5,
+            ..ToneTtsConfig::default()
+        });
+        assert!(odd.period_table(24_000).is_none(), "no whole period in a second");
     }
 }
