@@ -5,8 +5,10 @@
 //! | `DATABASE_URL` or `DB_HOST` | PostgreSQL for records, audit sink/reader, job queue and the relationships of the local authorizer; migrations run at start (`AVB_MIGRATE_ON_START`) |
 //! | `REDIS_URL` | Redis for the rate limiter, the event bus and ephemeral client secrets (and jobs with `AVB_JOBS=redis`) |
 //! | neither | memory for everything (one process, data lasts until it stops) |
+//! | `FF_BILLING` (default on) | billing: `LAGO_API_URL` → Lago (with retries, webhooks verified with Lago's public key and, when set, `LAGO_WEBHOOK_SECRET`), else the in-memory provider; the billing store follows the storage (PostgreSQL or memory) |
 //!
-//! `/health/ready` probes `storage` (the built-in unit-of-work probe) and, when configured, `redis`.
+//! `/health/ready` probes `storage` (the built-in unit-of-work probe) and, when configured, `redis` and
+//! `billing` (Lago: an authenticated `GET` of its webhook public key, which checks the URL and the API key).
 //!
 //! # Rate limits when Redis fails
 //! The Redis limiter answers within 250 ms or applies a failure policy. The default (`by_class`) fails **open**
@@ -23,13 +25,20 @@ use avb_auth::adapters::static_jwt::{StaticJwtBuilder, StaticJwtIdentity};
 use avb_auth::authorizer::{Authorizer, RelationshipStore};
 use avb_auth::ephemeral::EphemeralTokenStore;
 use avb_auth::identity::IdentityProvider;
+use avb_billing::adapters::lago::{LagoBilling, LagoConfig};
+use avb_billing::adapters::memory::MemoryBilling;
+use avb_billing::provider::BillingProvider;
+use avb_billing::retry::{RetryPolicy, RetryingBillingProvider};
+use avb_billing::store::BillingStore;
+use avb_billing::webhook::{WebhookKeySource, WebhookVerifier};
 use avb_core::audit::{AuditReader, AuditSink};
 use avb_core::events::EventBus;
 use avb_core::jobs::{JobQueue, NewJob, kinds};
 use avb_core::rate_limit::{RateLimitPolicy, RateLimiter};
 use avb_core::{Ctx, RequestId, UuidV7Ids};
 use avb_storage_memory::{
-    MemoryEphemeralTokens, MemoryEventBus, MemoryRateLimiter, MemoryRelationshipStore, MemoryStore,
+    MemoryBillingStore, MemoryEphemeralTokens, MemoryEventBus, MemoryRateLimiter, MemoryRelationshipStore,
+    MemoryStore,
 };
 use avb_storage_postgres::{PgConfig, PgStore, PgStoreBuilder};
 use avb_storage_redis::{FailurePolicy, RedisStore, RedisStoreBuilder};
@@ -189,6 +198,71 @@ impl ReadinessCheck for RedisReady {
     }
 }
 
+/// `/health/ready`'s `billing` check for Lago: its webhook public key, fetched with the API key.
+#[derive(Debug)]
+struct LagoReady(LagoBilling);
+
+#[async_trait::async_trait]
+impl ReadinessCheck for LagoReady {
+    fn name(&self) -> &str {
+        "billing"
+    }
+
+    async fn check(&self, ctx: &Ctx) -> avb_core::Result<()> {
+        self.0
+            .public_key_pem(ctx)
+            .await
+            .map(|_| ())
+            .map_err(|e| avb_core::Error::unavailable("lago", e.to_string()))
+    }
+}
+
+/// The billing pieces `config` selects (`None` with `FF_BILLING=false`).
+struct BillingPorts {
+    provider: Arc<dyn BillingProvider>,
+    webhooks: Option<Arc<WebhookVerifier>>,
+    readiness: Option<Arc<dyn ReadinessCheck>>,
+    name: &'static str,
+}
+
+/// Lago (retried) when `LAGO_API_URL` is set, else the in-memory provider; `None` when billing is off.
+///
+/// # Errors
+/// A malformed `LAGO_API_URL` or an empty `LAGO_API_KEY` next to it.
+fn billing_ports(config: &ServerConfig) -> Result<Option<BillingPorts>, AssembleError> {
+    if !config.ff_billing {
+        return Ok(None);
+    }
+    let hmac = Some(config.lago_webhook_secret.expose())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_bytes().to_vec());
+    let Some(url) = config.lago_api_url.as_deref().filter(|_| config.uses_lago()) else {
+        return Ok(Some(BillingPorts {
+            provider: Arc::new(MemoryBilling::new()),
+            webhooks: hmac.map(|key| Arc::new(WebhookVerifier::hmac(key))),
+            readiness: None,
+            name: "memory",
+        }));
+    };
+    let lago = LagoBilling::new(LagoConfig::new(url.trim(), config.lago_api_key.expose()))
+        .map_err(|e| AssembleError::Adapter(format!("LAGO_API_URL/LAGO_API_KEY: {e}")))?;
+    // JWT-signed webhooks (Lago's default) name the API URL as their issuer; HMAC ones need the token.
+    let keys: Arc<dyn WebhookKeySource> = Arc::new(lago.clone());
+    let mut verifier = WebhookVerifier::jwt(url.trim().trim_end_matches('/'), keys);
+    if let Some(key) = hmac {
+        verifier = verifier.with_hmac_key(key);
+    }
+    Ok(Some(BillingPorts {
+        provider: Arc::new(RetryingBillingProvider::new(
+            Arc::new(lago.clone()),
+            RetryPolicy::default(),
+        )),
+        webhooks: Some(Arc::new(verifier)),
+        readiness: Some(Arc::new(LagoReady(lago))),
+        name: "lago",
+    }))
+}
+
 /// The storage adapter: one value implementing every storage port.
 struct Storage {
     store: Arc<dyn TenancyStore>,
@@ -196,10 +270,11 @@ struct Storage {
     audit_reader: Arc<dyn AuditReader>,
     jobs: Arc<dyn JobQueue>,
     relationships: Arc<dyn RelationshipStore>,
+    billing: Arc<dyn BillingStore>,
 }
 
 impl Storage {
-    fn of<S>(store: S, relationships: Arc<dyn RelationshipStore>) -> Self
+    fn of<S>(store: S, relationships: Arc<dyn RelationshipStore>, billing: Arc<dyn BillingStore>) -> Self
     where
         S: TenancyStore + AuditSink + AuditReader + JobQueue,
     {
@@ -210,6 +285,7 @@ impl Storage {
             audit_reader: store.clone(),
             jobs: store,
             relationships,
+            billing,
         }
     }
 }
@@ -255,10 +331,15 @@ pub async fn assemble(config: &ServerConfig) -> Result<Assembled, AssembleError>
         adapters.push(("storage", "postgres"));
         postgres = Some(store.clone());
         let relationships: Arc<dyn RelationshipStore> = Arc::new(store.clone());
-        Storage::of(store, relationships)
+        let billing: Arc<dyn BillingStore> = Arc::new(store.clone());
+        Storage::of(store, relationships, billing)
     } else {
         adapters.push(("storage", "memory"));
-        Storage::of(MemoryStore::new(), Arc::new(MemoryRelationshipStore::default()))
+        Storage::of(
+            MemoryStore::new(),
+            Arc::new(MemoryRelationshipStore::default()),
+            Arc::new(MemoryBillingStore::new()),
+        )
     };
     let redis = connect_redis(config).await?;
 
@@ -456,6 +537,19 @@ pub async fn assemble(config: &ServerConfig) -> Result<Assembled, AssembleError>
     if let Some(redis) = &redis {
         builder = builder.readiness_check(Arc::new(RedisReady(redis.clone())));
     }
+    match billing_ports(config)? {
+        Some(billing) => {
+            adapters.push(("billing", billing.name));
+            builder = builder.billing(billing.provider, storage.billing.clone());
+            if let Some(verifier) = billing.webhooks {
+                builder = builder.billing_webhooks(verifier);
+            }
+            if let Some(check) = billing.readiness {
+                builder = builder.readiness_check(check);
+            }
+        }
+        None => adapters.push(("billing", "off")),
+    }
     let app = builder.build()?;
     Ok(Assembled {
         app,
@@ -471,6 +565,7 @@ fn relayed_kinds() -> Vec<&'static str> {
     let mut all = vec![
         kinds::PERMISSIONS_BOOTSTRAP_TENANT,
         kinds::BILLING_SYNC_TENANT,
+        avb_billing::sync::SYNC_USAGE_JOB,
         kinds::EMAIL_WELCOME,
         kinds::EMAIL_INVITE,
         kinds::CLEANUP_SESSIONS,
@@ -548,5 +643,64 @@ impl OutboxRelay {
                 self.run_once().await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use figment::Figment;
+
+    fn config(pairs: &[(&str, &str)]) -> ServerConfig {
+        pairs
+            .iter()
+            .fold(Figment::new(), |f, (k, v)| f.merge((*k, *v)))
+            .extract()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn billing_follows_the_configuration() {
+        let memory = assemble(&config(&[])).await.unwrap();
+        assert!(memory.adapters.contains(&("billing", "memory")));
+        let billing = memory
+            .app
+            .inner()
+            .billing
+            .as_ref()
+            .expect("billing on by default");
+        assert!(
+            billing.webhooks.is_none(),
+            "no webhook verification without a secret"
+        );
+
+        let mut off = config(&[]);
+        off.ff_billing = false;
+        let off = assemble(&off).await.unwrap();
+        assert!(off.adapters.contains(&("billing", "off")));
+        assert!(off.app.inner().billing.is_none());
+
+        let lago = assemble(&config(&[
+            ("lago_api_url", "http://127.0.0.1:9"),
+            ("lago_api_key", "key"),
+            ("lago_webhook_secret", "hmac-token"),
+        ]))
+        .await
+        .unwrap();
+        assert!(lago.adapters.contains(&("billing", "lago")));
+        let billing = lago.app.inner().billing.as_ref().expect("billing");
+        assert!(billing.webhooks.is_some());
+        assert!(
+            lago.app.inner().readiness.iter().any(|c| c.name() == "billing"),
+            "/health/ready probes Lago"
+        );
+
+        let bad = assemble(&config(&[
+            ("lago_api_url", "ftp://lago"),
+            ("lago_api_key", "key"),
+        ]))
+        .await;
+        assert!(bad.is_err(), "a malformed LAGO_API_URL stops the start");
     }
 }

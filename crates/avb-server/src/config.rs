@@ -205,14 +205,21 @@ pub struct ServerConfig {
     /// the storage's, jobs written transactionally with a change are relayed to it.
     #[serde(default)]
     pub avb_jobs: Option<String>,
-    /// `LAGO_API_URL`.
+    /// `LAGO_API_URL`: Lago's base URL (`https://api.getlago.com`, or a self-hosted one). When set, billing goes
+    /// to Lago (with retries); unset, to the in-memory billing provider.
     #[serde(default)]
     pub lago_api_url: Option<String>,
-    /// `LAGO_API_KEY`.
+    /// `LAGO_API_KEY`: the organisation's API key.
     #[serde(default)]
     pub lago_api_key: Secret,
-    /// `FF_BILLING`.
+    /// `LAGO_WEBHOOK_SECRET`: the HMAC signature token of Lago's webhooks (`X-Lago-Signature-Algorithm: hmac`).
+    /// JWT-signed webhooks are verified with Lago's public key (fetched from `LAGO_API_URL`) whether or not it
+    /// is set.
     #[serde(default)]
+    pub lago_webhook_secret: Secret,
+    /// `FF_BILLING` (default on, as in the spec): usage sync, tenant sync and `/api/v2/billing/*`. Off: the
+    /// billing routes answer 503 `service_unavailable` and billing jobs stay queued.
+    #[serde(default = "default_true")]
     pub ff_billing: bool,
     /// `FF_CUSTOM_THEMES` (default on, as in the spec).
     #[serde(default = "default_true")]
@@ -287,6 +294,11 @@ impl ServerConfig {
             || self.db_host.as_ref().is_some_and(|h| !h.is_empty())
     }
 
+    /// True when billing goes to Lago (`LAGO_API_URL` set) rather than the in-memory provider.
+    pub fn uses_lago(&self) -> bool {
+        self.lago_api_url.as_ref().is_some_and(|u| !u.trim().is_empty())
+    }
+
     /// True when Redis is configured (`REDIS_URL`).
     pub fn uses_redis(&self) -> bool {
         self.redis_url.as_ref().is_some_and(|u| !u.expose().is_empty())
@@ -330,6 +342,8 @@ mod tests {
             "realtime_max_sessions_per_tenant",
             "database_url",
             "avb_jobs",
+            "lago_webhook_secret",
+            "ff_billing",
             "port",
             "avb_port",
         ] {
@@ -345,13 +359,14 @@ mod tests {
         let config: ServerConfig = Figment::new()
             .merge(("avb_jwt_secret", "super-secret-value"))
             .merge(("lago_api_key", "lago-secret"))
+            .merge(("lago_webhook_secret", "lago-webhook-secret"))
             .merge(("db_password", "db-secret"))
             .merge(("database_url", "postgres://u:url-secret@h/d"))
             .extract()
             .unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains("super-secret-value"));
-        assert!(!shown.contains("lago-secret"));
+        assert!(!shown.contains("lago-secret") && !shown.contains("lago-webhook-secret"));
         assert!(!shown.contains("db-secret") && !shown.contains("url-secret"));
         assert_eq!(config.port, 8000);
         assert!(config.uses_postgres() && !config.uses_redis() && !config.bootstrap());
@@ -361,6 +376,10 @@ mod tests {
     fn memory_storage_bootstraps_by_default_and_db_host_selects_postgres() {
         let memory = ServerConfig::defaults().unwrap();
         assert!(!memory.uses_postgres() && memory.bootstrap());
+        assert!(
+            memory.ff_billing && !memory.uses_lago(),
+            "billing on, in memory, by default"
+        );
         assert_eq!(memory.db_statement_timeout_seconds, 30);
         assert_eq!(memory.db_connect_timeout_seconds, 10);
         let parts: ServerConfig = Figment::new().merge(("db_host", "db")).extract().unwrap();

@@ -35,6 +35,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 mod client;
 pub mod docs;
 pub mod edge;
@@ -114,6 +115,9 @@ macro_rules! blackbox_suite {
             themes::themes_are_guarded_and_tenant_scoped,
             notifications::notifications_list_read_and_preferences,
             notifications::notification_errors_change_nothing_and_stay_private,
+            billing::billing_usage_and_invoices_of_the_tenant,
+            billing::billing_needs_billing_access,
+            billing::billing_off_answers_service_unavailable,
             docs::the_openapi_document_lists_every_route,
             docs::the_docs_page_loads_offline,
         );
