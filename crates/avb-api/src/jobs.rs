@@ -2,7 +2,7 @@
 //! relationships of users created at sign-in, `permissions.sync_user`), expired-session cleanup, and — when the
 //! app has billing — the tenant sync (`billing.sync_tenant`, enqueued by the tenant service when a tenant is
 //! created or its tier changes) and the usage sync (`billing.sync_usage`, run every
-//! [`SYNC_INTERVAL`](avb_billing::sync::SYNC_INTERVAL) by [`JobRunner::spawn`], and on demand as a job). Jobs of
+//! [`SYNC_INTERVAL`] by [`JobRunner::spawn`], and on demand as a job). Jobs of
 //! kinds without a handler here (e-mail; billing when billing is off) stay queued for the worker that owns them;
 //! nothing is acknowledged that was not done.
 
@@ -119,7 +119,7 @@ impl JobRunner {
     }
 
     /// Polls the queue every `interval`, and runs the usage sync every
-    /// [`SYNC_INTERVAL`](avb_billing::sync::SYNC_INTERVAL) when the app has billing (every replica does; runs
+    /// [`SYNC_INTERVAL`] when the app has billing (every replica does; runs
     /// that overlap send the same events, which the provider reports as duplicates), until the task is aborted.
     pub fn spawn(self, interval: Duration) -> tokio::task::JoinHandle<()> {
         self.spawn_with_sync_interval(interval, SYNC_INTERVAL)
