@@ -234,7 +234,8 @@ impl Thresholds {
 /// most frames of a conversation are silence. Once the detector has scored [`QUIET_SETTLE_FRAMES`] frames in a
 /// row below half the threshold, frames that stay within ±[`QUIET_PEAK`] are not scored (they count as
 /// silence); the last [`QUIET_WARMUP_FRAMES`] of them are scored (results discarded) just before the next
-/// louder frame, so the detector meets the sound in the state the silence leaves it in. On every fixture of the
+/// louder frame, so the detector meets the sound in the state the silence leaves it in. Quiet input met in that
+/// state is not even resampled ([`Resampler::skip_silence`]): it becomes digital silence at the detector's rate. On every fixture of the
 /// test suite (speech, noise after silence, clicks, backchannels) this gives the same turns as scoring every
 /// frame ([`TurnDetector::scoring_every_frame`], still available), with bounds equal or one detector frame
 /// (16 ms) apart: a recurrent detector's state still carries a trace of audio seconds old.
@@ -263,6 +264,8 @@ pub struct TurnDetector {
     quiet_peak: Option<i16>,
     /// Consecutive scored frames below half the threshold (settled on silence at [`QUIET_SETTLE_FRAMES`]).
     low_run: u32,
+    /// The previous push was all quiet (so the resampler holds back only quiet audio).
+    last_push_quiet: bool,
     /// The last skipped quiet frames (up to [`QUIET_WARMUP_FRAMES`]), oldest first, replayed before a sound.
     skipped: Vec<i16>,
 }
@@ -301,6 +304,7 @@ impl TurnDetector {
             agent_speaking: false,
             quiet_peak: Some(QUIET_PEAK),
             low_run: 0,
+            last_push_quiet: false,
             skipped: Vec::new(),
         })
     }
@@ -360,7 +364,24 @@ impl TurnDetector {
     pub fn push(&mut self, samples: &[i16], events: &mut Vec<TurnEvent>) -> Result<()> {
         self.input_samples = self.input_samples.saturating_add(samples.len() as u64);
         self.scratch.clear();
-        self.resampler.process(samples, &mut self.scratch)?;
+        let quiet = self
+            .quiet_peak
+            .is_some_and(|peak| samples.iter().all(|s| s.unsigned_abs() <= peak.unsigned_abs()));
+        // Pushes of at least 10 ms only: a trickle of tiny pushes at a speech onset would each count as quiet.
+        let substantial = samples.len() >= (self.input_rate / 100) as usize;
+        if quiet
+            && substantial
+            && self.last_push_quiet
+            && self.low_run >= QUIET_SETTLE_FRAMES
+            && self.resampler.from_rate() != self.resampler.to_rate()
+        {
+            // Settled, and this audio and what the resampler holds back are quiet: its frames would not be
+            // scored, so they need not be computed either (the resampler is the next most expensive step).
+            self.resampler.skip_silence(samples.len(), &mut self.scratch);
+        } else {
+            self.resampler.process(samples, &mut self.scratch)?;
+        }
+        self.last_push_quiet = quiet && substantial;
         self.pending.extend_from_slice(&self.scratch);
         let frame_len = self.vad.frame_samples();
         // Taken out so that `step` can borrow `self`; put back (allocation reused) whatever the outcome.
@@ -392,6 +413,7 @@ impl TurnDetector {
     pub fn reset(&mut self) {
         self.vad.reset();
         self.low_run = 0;
+        self.last_push_quiet = false;
         self.skipped.clear();
         self.resampler.reset();
         self.pending.clear();

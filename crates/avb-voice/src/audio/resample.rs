@@ -109,6 +109,22 @@ impl Resampler {
         Ok(())
     }
 
+    /// Advances the stream over `samples` input samples of silence without computing them: appends zeros until
+    /// the output totals `round(consumed × to / from)` again, and restarts the filter there. Audio still held
+    /// back from earlier calls (at most [`latency_samples`](Self::latency_samples)) becomes silence too, so use
+    /// this only where that tail is known to be quiet. Positions stay exact (within one output sample when the
+    /// input position is not a multiple of `from / gcd(from, to)`).
+    pub fn skip_silence(&mut self, samples: usize, out: &mut Vec<i16>) {
+        self.consumed = self.consumed.saturating_add(samples as u64);
+        let expected = self.expected_output();
+        let missing = usize::try_from(expected.saturating_sub(self.produced)).unwrap_or(0);
+        out.resize(out.len().saturating_add(missing), 0);
+        self.produced = expected;
+        if let Some(engine) = self.engine.as_mut() {
+            engine.reset();
+        }
+    }
+
     /// Ends the stream: appends the held-back tail so that the stream's total output is exactly
     /// `round(consumed × to / from)` samples, then resets for a new stream.
     pub fn flush(&mut self, out: &mut Vec<i16>) -> Result<()> {

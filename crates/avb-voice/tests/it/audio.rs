@@ -507,3 +507,55 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn skipping_silence_keeps_the_timeline_and_restarts_cleanly() {
+    for (from, to) in [
+        (24_000u32, 16_000u32),
+        (8_000, 16_000),
+        (16_000, 24_000),
+        (48_000, 16_000),
+    ] {
+        let tone = synth::sine(from, 300, 440.0, 8_000);
+        let frame = from as usize / 50;
+        let mut resampler = Resampler::new(from, to).unwrap();
+        let mut out = Vec::new();
+        for chunk in tone.chunks(frame) {
+            resampler.process(chunk, &mut out).unwrap();
+        }
+        // 0.5 s of silence skipped in 20 ms steps: output catches up to the exact position each time.
+        for _ in 0..25 {
+            resampler.skip_silence(frame, &mut out);
+            assert_eq!(
+                out.len() as u64,
+                expected_len(resampler.consumed(), from, to),
+                "{from} -> {to}"
+            );
+        }
+        let at_restart = out.len();
+        for chunk in tone.chunks(frame) {
+            resampler.process(chunk, &mut out).unwrap();
+        }
+        resampler.flush(&mut out).unwrap();
+        assert_eq!(
+            out.len() as u64,
+            expected_len((tone.len() * 2 + 25 * frame) as u64, from, to)
+        );
+        // The tone after the restart starts where it should: no start-up delay, the level of the input.
+        let resumed = &out[at_restart..];
+        let expected = Resampler::process_all(from, to, &tone).unwrap();
+        let peak = |s: &[i16]| s.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        assert!(peak(&resumed[..resumed.len() / 2]) > 7_000, "{from} -> {to}");
+        let differs = resumed
+            .iter()
+            .zip(&expected)
+            .skip(expected.len() / 10)
+            .take(expected.len() / 2)
+            .filter(|(a, b)| a.abs_diff(**b) > 200)
+            .count();
+        assert_eq!(
+            differs, 0,
+            "{from} -> {to}: the restarted stream matches a fresh one"
+        );
+    }
+}

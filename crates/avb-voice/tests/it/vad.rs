@@ -470,8 +470,16 @@ fn skipping_quiet_frames_keeps_the_turns_within_one_detector_frame() {
             false,
         ),
     ];
-    for (name, samples, speaking) in cases {
-        let [gated, every] = gated_and_ungated(&samples, 16_000, speaking);
+    let cases = cases.into_iter().flat_map(|(name, samples, speaking)| {
+        // At 24 kHz quiet input is not even resampled (`Resampler::skip_silence`).
+        let upsampled = Resampler::process_all(16_000, 24_000, &samples).unwrap();
+        [
+            (format!("{name} (16 kHz)"), samples, 16_000, speaking),
+            (format!("{name} (24 kHz)"), upsampled, 24_000, speaking),
+        ]
+    });
+    for (name, samples, rate, speaking) in cases {
+        let [gated, every] = gated_and_ungated(&samples, rate, speaking);
         // The same turns; a bound may move by one detector frame (see `TurnDetector`, "Quiet frames").
         assert_eq!(gated.len(), every.len(), "{name}: {gated:?} vs {every:?}");
         for (a, b) in gated.iter().zip(&every) {
