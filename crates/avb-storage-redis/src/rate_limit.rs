@@ -6,9 +6,11 @@ use async_trait::async_trait;
 use avb_core::rate_limit::{RateLimitDecision, RateLimitPolicy, RateLimiter};
 use avb_core::{Clock, Ctx, Error, Result};
 use redis::Script;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 /// How long a check may wait for Redis before the failure policy answers: a limiter slower than this costs
 /// more latency than it saves.
@@ -23,10 +25,16 @@ const MAX_LIMIT: u32 = 1_000_000;
 /// State per key (a hash): `at`, the server time in µs of the last allowed request, and per window (`m`, `h`)
 /// the theoretical arrival time minus `at`, scaled by the window's limit. Scaling makes the emission interval
 /// (`period / limit`) an integer (`period`), and storing times relative to `at` keeps every value below
-/// `period * limit` <= 3.6e15, exact in a double. Only an allowed request writes, to both windows at once.
+/// `period * limit` <= 3.6e15, exact in a double. Only allowed requests write, to both windows at once.
 ///
-/// KEYS: state. ARGV: now in µs ('' = Redis `TIME`), per_minute, per_hour.
-/// Returns {allowed, remaining, reset_after_us, retry_after_us}.
+/// One call decides `n` requests of the same key arriving together, exactly as `n` calls in a row at the same
+/// instant would: request `i` (1-based) fits a window when `r + i·period <= burst`, so the first
+/// `k = min(n, ⌊(burst − r) / period⌋ over both windows)` are allowed and the rest refused.
+///
+/// KEYS: state. ARGV: now in µs ('' = Redis `TIME`), per_minute, per_hour, n.
+/// Returns {k, left, r_minute, reset_refused_us, retry_refused_us}: request `i <= k` has `left − i` remaining and
+/// resets after `⌈(r_minute + i·period) / per_minute⌉` µs; a refused one resets after `reset_refused_us` and may
+/// retry after `retry_refused_us`.
 const CHECK: &str = r#"
 local now
 if ARGV[1] == '' then
@@ -36,10 +44,10 @@ else
   now = tonumber(ARGV[1])
 end
 local limits = { tonumber(ARGV[2]), tonumber(ARGV[3]) }
+local n = tonumber(ARGV[4])
 local periods = { 60000000, 3600000000 }
 local state = redis.call('HMGET', KEYS[1], 'at', 'm', 'h')
 local at = tonumber(state[1])
-
 local function idiv(a, b)
   local q = math.floor(a / b)
   if (q + 1) * b <= a then q = q + 1 elseif q * b > a then q = q - 1 end
@@ -50,10 +58,9 @@ local function ceil_div(a, b)
   if q * b < a then q = q + 1 end
   return q
 end
-
-local allowed = true
-local rel, nxt, remaining = {}, {}, nil
-local retry = 0
+local rel = {}
+local k = n
+local left = nil
 for i = 1, 2 do
   local limit, period = limits[i], periods[i]
   local r = 0
@@ -67,27 +74,70 @@ for i = 1, 2 do
     end
   end
   rel[i] = r
-  nxt[i] = r + period
-  local burst = period * limit
-  if nxt[i] > burst then
-    allowed = false
-    local wait = ceil_div(nxt[i] - burst, limit)
+  local cap = idiv(period * limit - r, period)
+  if cap < 0 then cap = 0 end
+  if cap < k then k = cap end
+  if left == nil or cap < left then left = cap end
+end
+local after = {}
+local retry = 0
+local full_after = 0
+for i = 1, 2 do
+  after[i] = rel[i] + k * periods[i]
+  local nxt = after[i] + periods[i]
+  local burst = periods[i] * limits[i]
+  if nxt > burst then
+    local wait = ceil_div(nxt - burst, limits[i])
     if wait > retry then retry = wait end
-  else
-    local left = idiv(burst - nxt[i], period)
-    if remaining == nil or left < remaining then remaining = left end
   end
+  local full = ceil_div(after[i], limits[i])
+  if full > full_after then full_after = full end
 end
-
-if allowed then
+if k > 0 then
   redis.call('HSET', KEYS[1], 'at', string.format('%.0f', now),
-    'm', string.format('%.0f', nxt[1]), 'h', string.format('%.0f', nxt[2]))
-  local full_after = math.max(ceil_div(nxt[1], limits[1]), ceil_div(nxt[2], limits[2]))
+    'm', string.format('%.0f', after[1]), 'h', string.format('%.0f', after[2]))
   redis.call('PEXPIRE', KEYS[1], ceil_div(full_after, 1000) + 1)
-  return { 1, remaining, ceil_div(nxt[1], limits[1]), 0 }
 end
-return { 0, 0, ceil_div(rel[1], limits[1]), retry }
+return { k, left, rel[1], ceil_div(after[1], limits[1]), retry }
 "#;
+
+/// What one script call answered for a batch of requests of one key.
+#[derive(Debug, Clone, Copy)]
+struct Batch {
+    allowed: u64,
+    left: u64,
+    minute_rel: u64,
+    reset_refused_us: u64,
+    retry_refused_us: u64,
+}
+
+impl Batch {
+    /// The decision for the `i`-th request (1-based) of the batch.
+    fn decision(&self, i: u64, policy: RateLimitPolicy) -> RateLimitDecision {
+        if i <= self.allowed {
+            let per_minute = u64::from(policy.per_minute.max(1));
+            let next = self.minute_rel.saturating_add(i.saturating_mul(MINUTE_US));
+            RateLimitDecision {
+                allowed: true,
+                limit: policy.per_minute,
+                remaining: u32::try_from(self.left.saturating_sub(i)).unwrap_or(u32::MAX),
+                reset_after: Duration::from_micros(next.div_ceil(per_minute)),
+                retry_after: None,
+            }
+        } else {
+            RateLimitDecision {
+                allowed: false,
+                limit: policy.per_minute,
+                remaining: 0,
+                reset_after: Duration::from_micros(self.reset_refused_us),
+                retry_after: Some(Duration::from_micros(self.retry_refused_us)),
+            }
+        }
+    }
+}
+
+/// The minute window in µs (the script's `periods[1]`).
+const MINUTE_US: u64 = 60_000_000;
 
 /// What a check does when Redis cannot answer in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -156,7 +206,13 @@ pub struct RedisRateLimiter {
     inner: Arc<Inner>,
 }
 
+/// A request waiting for the batch call of its key.
+type Waiter = oneshot::Sender<Result<RateLimitDecision>>;
+
 struct Inner {
+    /// Per Redis key with a call in flight: the requests that arrived meanwhile.
+    pending: Mutex<HashMap<String, Vec<Waiter>>>,
+    round_trips: AtomicU64,
     link: Link,
     script: Script,
     rules: Vec<(String, FailurePolicy)>,
@@ -243,6 +299,8 @@ impl RedisRateLimiterBuilder {
             .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         RedisRateLimiter {
             inner: Arc::new(Inner {
+                pending: Mutex::default(),
+                round_trips: AtomicU64::new(0),
                 link: self.link,
                 script: Script::new(CHECK),
                 rules: self.rules,
@@ -290,38 +348,38 @@ impl RedisRateLimiter {
             .inner
             .link
             .key(&format!("rl:{}-{}:{key}", policy.per_minute, policy.per_hour));
-        let now = match &self.inner.clock {
-            WindowClock::Server => String::new(),
-            WindowClock::Port(clock) => clock.now().timestamp_micros().to_string(),
-        };
-        let counted = self
-            .inner
-            .link
-            .script_within::<(u8, u32, u64, u64)>(
-                ctx,
-                self.inner.timeout,
-                self.inner
-                    .script
-                    .key(state)
-                    .arg(now)
-                    .arg(policy.per_minute)
-                    .arg(policy.per_hour),
-            )
-            .await;
-        match counted {
-            Ok((allowed, remaining, reset_us, retry_us)) => {
-                let allowed = allowed == 1;
-                Ok(Checked {
-                    decision: RateLimitDecision {
-                        allowed,
-                        limit: policy.per_minute,
-                        remaining,
-                        reset_after: Duration::from_micros(reset_us),
-                        retry_after: (!allowed).then(|| Duration::from_micros(retry_us)),
-                    },
-                    failed_open: false,
-                })
+        // Requests of one key that arrive while a call for it is in flight wait and are decided together by the
+        // next call (one round trip for the lot, the same decisions as one call each at that instant).
+        let (tx, rx) = oneshot::channel();
+        let mut tx = Some(tx);
+        let lead = {
+            let mut pending = self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            match pending.get_mut(&state) {
+                Some(waiting) => {
+                    waiting.extend(tx.take());
+                    false
+                }
+                None => {
+                    pending.insert(state.clone(), Vec::new());
+                    true
+                }
             }
+        };
+        if lead {
+            // The calls run on their own task, so a caller that gives up cannot strand the others.
+            let this = self.clone();
+            let ctx = ctx.clone();
+            let first: Vec<Waiter> = tx.into_iter().collect();
+            tokio::spawn(async move { this.decide_waiting(ctx, state, policy, first).await });
+        }
+        let decided = rx
+            .await
+            .unwrap_or_else(|_| Err(Error::unavailable("redis", "the rate-limit batch was dropped")));
+        match decided {
+            Ok(decision) => Ok(Checked {
+                decision,
+                failed_open: false,
+            }),
             Err(err) if err.is_temporary() => {
                 let policy_for_key = self.failure_policy_for(key);
                 self.warn_degraded(&err, policy_for_key);
@@ -340,6 +398,83 @@ impl RedisRateLimiter {
                 }
             }
             Err(err) => Err(err),
+        }
+    }
+
+    /// Script calls made so far (one per batch of concurrent requests of a key): how well coalescing works.
+    pub fn round_trips(&self) -> u64 {
+        self.inner.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// One script call deciding `n` requests of the Redis key `state`.
+    async fn call(&self, ctx: &Ctx, state: &str, policy: RateLimitPolicy, n: usize) -> Result<Batch> {
+        let now = match &self.inner.clock {
+            WindowClock::Server => String::new(),
+            WindowClock::Port(clock) => clock.now().timestamp_micros().to_string(),
+        };
+        self.inner.round_trips.fetch_add(1, Ordering::Relaxed);
+        let (allowed, left, minute_rel, reset_refused_us, retry_refused_us) = self
+            .inner
+            .link
+            .script_within::<(u64, u64, u64, u64, u64)>(
+                ctx,
+                self.inner.timeout,
+                self.inner
+                    .script
+                    .key(state)
+                    .arg(now)
+                    .arg(policy.per_minute)
+                    .arg(policy.per_hour)
+                    .arg(n),
+            )
+            .await?;
+        Ok(Batch {
+            allowed,
+            left,
+            minute_rel,
+            reset_refused_us,
+            retry_refused_us,
+        })
+    }
+
+    /// The requests that queued behind the call in flight for `state`; none left means no call is in flight
+    /// any more (the next request leads).
+    fn take_waiting(&self, state: &str) -> Vec<Waiter> {
+        let mut pending = self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        match pending.get_mut(state) {
+            Some(waiting) if !waiting.is_empty() => std::mem::take(waiting),
+            _ => {
+                pending.remove(state);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Decides queued requests in batches until none are left.
+    async fn decide_waiting(
+        self,
+        ctx: Ctx,
+        state: String,
+        policy: RateLimitPolicy,
+        mut waiting: Vec<Waiter>,
+    ) {
+        // Each call gets the limiter's own decision timeout: the batch serves callers other than the one whose
+        // context it carries (for its request id in logs), so that caller's deadline must not cut it short.
+        let ctx = ctx.with_deadline(None);
+        while !waiting.is_empty() {
+            let batch = self.call(&ctx, &state, policy, waiting.len()).await;
+            for (i, waiter) in (1u64..).zip(waiting) {
+                let answer = match &batch {
+                    Ok(batch) => Ok(batch.decision(i, policy)),
+                    // Each waiter gets its own copy of the failure, of the same class (temporary or not).
+                    Err(err) if err.is_temporary() => Err(Error::unavailable("redis", err.to_string())),
+                    Err(err) => Err(Error::Internal(err.to_string())),
+                };
+                // A waiter whose request was dropped no longer listens; its slot was counted all the same, as
+                // a request that reached the limiter is.
+                let _ = waiter.send(answer);
+            }
+            waiting = self.take_waiting(&state);
         }
     }
 

@@ -219,3 +219,41 @@ async fn policies_outside_the_supported_range_are_rejected() {
         assert!(matches!(got, Err(Error::Invalid(_))), "{bad:?}: {got:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_of_one_key_share_round_trips_and_decide_as_if_one_by_one() {
+    let (store, _prefix) = fresh_store().await;
+    // A frozen clock: one call per request and one call per batch must then decide exactly alike.
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let limiter = store.rate_limiter_builder().window_clock(clock.clone()).build();
+    let limit = policy(20, 1_000);
+    let ctx = system_ctx();
+
+    let mut one_by_one = Vec::new();
+    for _ in 0..64 {
+        let d = limiter.check(&ctx, "api_key:sequential", limit).await.unwrap();
+        one_by_one.push((d.allowed, d.remaining, d.reset_after, d.retry_after));
+    }
+    let calls_before = limiter.round_trips();
+    assert_eq!(calls_before, 64, "alone, every check is one call");
+
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (limiter, ctx) = (limiter.clone(), ctx.clone());
+        tasks.push(tokio::spawn(async move {
+            limiter.check(&ctx, "api_key:concurrent", limit).await.unwrap()
+        }));
+    }
+    let mut together = Vec::new();
+    for task in tasks {
+        let d = task.await.unwrap();
+        together.push((d.allowed, d.remaining, d.reset_after, d.retry_after));
+    }
+    let calls = limiter.round_trips() - calls_before;
+    assert!(calls < 64, "64 concurrent checks took {calls} calls");
+    // The same decisions, in whatever order the tasks finished.
+    one_by_one.sort_by_key(|d| format!("{d:?}"));
+    together.sort_by_key(|d| format!("{d:?}"));
+    assert_eq!(together, one_by_one);
+    assert_eq!(together.iter().filter(|d| d.0).count(), 20);
+}
