@@ -39,6 +39,7 @@ use avb_core::{Ctx, IdGen};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -122,6 +123,33 @@ struct Active {
     open: Option<Open>,
     /// Set once the model is done while speech is still being synthesized: how the response ends.
     finishing: Option<(ResponseStatus, Option<StatusReason>)>,
+    /// When the response's first audio was sent, and how many ms of audio have been sent since (pacing).
+    audio_clock: Option<(tokio::time::Instant, u64)>,
+    /// How far output audio may run ahead of real time.
+    lead: Duration,
+}
+
+/// The next speech chunk, not before `ready_at` (cancel-safe: a sleep, then the port's cancel-safe call).
+async fn paced_chunk(
+    tts: &mut Box<dyn TtsStream>,
+    ready_at: Option<tokio::time::Instant>,
+) -> crate::Result<Option<TtsChunk>> {
+    if let Some(at) = ready_at {
+        tokio::time::sleep_until(at).await;
+    }
+    tts.next_chunk().await
+}
+
+/// When the next speech chunk may be sent: `None` while the audio sent is less than `lead` ahead of the time
+/// since the response's first audio (output is paced to real time plus `lead`, so a barge-in is not queued
+/// behind seconds of audio, and "audio sent" stays close to "audio played" for server-side truncation).
+fn active_speech_ready_at(
+    audio_clock: &Option<(tokio::time::Instant, u64)>,
+    lead: Duration,
+) -> Option<tokio::time::Instant> {
+    let (first, sent_ms) = (*audio_clock)?;
+    let ahead = Duration::from_millis(sent_ms).checked_sub(lead)?;
+    Some(first + ahead)
 }
 
 /// The next output of the response in progress: model deltas, interleaved with speech chunks as the TTS
@@ -134,25 +162,27 @@ async fn next_output(active: &mut Active) -> Wake {
         stream,
         open,
         finishing,
+        audio_clock,
+        lead,
         ..
     } = active;
+    let ready_at = active_speech_ready_at(audio_clock, *lead);
     let tts = match open {
         Some(Open::Message { tts: Some(tts), .. }) => Some(tts),
         _ => None,
     };
     match (finishing.is_some(), tts) {
-        (true, Some(tts)) => Wake::Speech(tts.next_chunk().await),
+        (true, Some(tts)) => Wake::Speech(paced_chunk(tts, ready_at).await),
         (true, None) => Wake::Speech(Ok(None)),
         (false, Some(tts)) => tokio::select! {
             biased;
             event = stream.next_event() => Wake::Model(event),
-            chunk = tts.next_chunk() => Wake::Speech(chunk),
+            chunk = paced_chunk(tts, ready_at) => Wake::Speech(chunk),
         },
         (false, None) => Wake::Model(stream.next_event().await),
     }
 }
 
-/// What happened while waiting in [`RealtimeSession::run`].
 /// One input from the client's side of the connection, as a transport hands it to the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientInput {
@@ -182,6 +212,7 @@ impl ClientSource for mpsc::Receiver<String> {
     }
 }
 
+/// What happened while waiting in [`RealtimeSession::run`].
 enum Wake {
     Frame(Option<ClientInput>),
     Model(crate::Result<Option<ChatEvent>>),
@@ -215,7 +246,13 @@ pub struct RealtimeSession {
     closed: bool,
     observer: Option<Arc<dyn SessionObserver>>,
     gate: Option<Arc<dyn ResponseGate>>,
+    output_lead: Duration,
 }
+
+/// How far a response's audio may run ahead of real time by default ([`RealtimeSession::with_output_lead`]):
+/// enough for a client's jitter buffer, short enough that a barge-in's `speech_started` and the cancelled
+/// `response.done` are not queued behind seconds of audio in the socket.
+pub const DEFAULT_OUTPUT_LEAD: Duration = Duration::from_millis(1_000);
 
 impl RealtimeSession {
     /// A session speaking `dialect` with the effective `config`, sending frames to `out`.
@@ -250,7 +287,16 @@ impl RealtimeSession {
             closed: false,
             observer: None,
             gate: None,
+            output_lead: DEFAULT_OUTPUT_LEAD,
         }
+    }
+
+    /// Paces output audio to real time plus `lead` (default [`DEFAULT_OUTPUT_LEAD`]); `Duration::MAX` sends
+    /// speech as fast as it is synthesised.
+    #[must_use]
+    pub fn with_output_lead(mut self, lead: Duration) -> Self {
+        self.output_lead = lead;
+        self
     }
 
     /// Uses `id` as the protocol session id (`session.created`'s `session.id`) instead of a generated `sess_…`,
@@ -887,6 +933,8 @@ impl RealtimeSession {
                     cancel,
                     open: None,
                     finishing: None,
+                    audio_clock: None,
+                    lead: self.output_lead,
                 });
             }
             Err(err) => {
@@ -1032,6 +1080,11 @@ impl RealtimeSession {
                     return;
                 }
                 audio.extend_from_slice(&chunk.audio);
+                let chunk_ms = chunk.end_ms.saturating_sub(chunk.start_ms);
+                let clock = active
+                    .audio_clock
+                    .get_or_insert_with(|| (tokio::time::Instant::now(), 0));
+                clock.1 = clock.1.saturating_add(chunk_ms);
                 let at = PartRef {
                     response_id,
                     item_id: item_id.clone(),

@@ -3,7 +3,7 @@
 use avb_core::{Ctx, RequestId, SequentialIds, UuidV7Ids};
 use avb_voice::adapters::{ScriptedLlm, ScriptedReply, ScriptedStt, ToneTts};
 use avb_voice::llm::{ChatMessage, LanguageModel};
-use avb_voice::realtime::engine::{RealtimeSession, SessionPorts};
+use avb_voice::realtime::engine::{DEFAULT_OUTPUT_LEAD, RealtimeSession, SessionPorts};
 use avb_voice::realtime::protocol::{
     Dialect, FunctionTool, OutputModalities, SessionConfig, SessionKind, TranscriptionConfig,
 };
@@ -866,4 +866,50 @@ async fn per_response_overrides_and_out_of_band_responses() {
     assert_eq!(error["type"], "error");
     assert_eq!(error["error"]["event_id"], "evt_v");
     assert_eq!(error["error"]["param"], "session.audio.output.voice");
+}
+
+#[tokio::test(start_paused = true)]
+async fn audio_is_paced_to_real_time_plus_the_lead() {
+    // 80 characters of 50 ms: 4 s of speech, synthesised instantly, sent in 100 ms chunks.
+    let reply = "abcdefghij ".repeat(8);
+    let llm = ScriptedLlm::new([ScriptedReply::text(reply.trim_end())]);
+    let mut h = Harness::start(
+        Dialect::Ga,
+        config(OutputModalities::Audio),
+        &llm,
+        ScriptedStt::new([""; 0]),
+    );
+    connected(&mut h).await;
+    h.send(json!({"type": "response.create"})).await;
+    let mut first: Option<tokio::time::Instant> = None;
+    let mut sent_ms = 0u64;
+    let mut deltas = 0;
+    loop {
+        let event = h.next().await;
+        match event["type"].as_str().unwrap() {
+            "response.output_audio.delta" => {
+                let now = tokio::time::Instant::now();
+                let start = *first.get_or_insert(now);
+                // A chunk leaves only while the audio already sent is at most the lead ahead of real time.
+                let elapsed = now.duration_since(start).as_millis() as u64;
+                assert!(
+                    sent_ms <= elapsed + DEFAULT_OUTPUT_LEAD.as_millis() as u64,
+                    "{sent_ms} ms sent after {elapsed} ms"
+                );
+                sent_ms += BASE64.decode(event["delta"].as_str().unwrap()).unwrap().len() as u64 / 48;
+                deltas += 1;
+            }
+            "response.done" => break,
+            _ => {}
+        }
+    }
+    let total = tokio::time::Instant::now().duration_since(first.unwrap());
+    assert!(deltas > 30, "{deltas} deltas");
+    assert!(sent_ms >= 3_500, "{sent_ms} ms of audio");
+    // Not sent at once: the whole reply took about its length minus the lead.
+    let expected = Duration::from_millis(sent_ms) - DEFAULT_OUTPUT_LEAD;
+    assert!(
+        total + Duration::from_millis(150) >= expected && total <= expected + Duration::from_millis(150),
+        "{total:?} for {sent_ms} ms of audio"
+    );
 }
