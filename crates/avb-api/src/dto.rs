@@ -177,6 +177,23 @@ impl From<avb_billing::model::CurrentUsage> for BillingUsage {
     }
 }
 
+/// The answer to a billing provider's webhook delivery (`POST /api/v2/billing/webhooks/lago`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BillingWebhookAck {
+    /// `processed` for a first delivery, `duplicate` for a repeat of one already handled (nothing done).
+    pub status: BillingWebhookStatus,
+}
+
+/// What became of a webhook delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingWebhookStatus {
+    /// First delivery: handled.
+    Processed,
+    /// A repeat of a delivery already claimed: acknowledged, nothing done.
+    Duplicate,
+}
+
 /// An invoice of the caller's tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BillingInvoice {

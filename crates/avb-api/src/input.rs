@@ -1,6 +1,8 @@
-//! What a handler receives (path parameters, query, body) and returns.
+//! What a handler receives (path parameters, query, body and, for routes that ask for them, headers) and
+//! returns.
 
 use crate::error::ApiError;
+use crate::http::Headers;
 use avb_core::{ErrorCode, FieldErrors, PageRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -12,14 +14,28 @@ pub struct Input {
     pub params: Vec<(String, String)>,
     /// Raw query string.
     pub query: String,
-    /// Body bytes.
+    /// Body bytes, exactly as received (signatures over the raw body verify against these).
     pub body: Vec<u8>,
+    /// The request headers, for routes that declare they need them ([`crate::routes::Route::headers`], e.g.
+    /// webhooks whose signature travels in a header); `None` on every other route, so reading a request costs
+    /// no copy of its headers there.
+    pub headers: Option<Headers>,
     /// The tenant record resolution found for this request (the one `ctx.tenant()` names), at most a few
     /// seconds old: handlers that only need the caller's tenant record read it here instead of the store.
     pub tenant: Option<std::sync::Arc<avb_tenancy::model::Tenant>>,
 }
 
 impl Input {
+    /// The request headers (lower-case names, arrival order); empty on routes that do not ask for them.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().flat_map(Headers::iter)
+    }
+
+    /// The first value of header `name` (case-insensitive), on routes that ask for headers.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.as_ref().and_then(|h| h.get(name))
+    }
+
     /// A path parameter parsed with `FromStr` (typed ids parse UUIDs): a bad value is `not_found`, since no
     /// resource can have that id.
     pub fn param<T: std::str::FromStr>(&self, name: &str) -> Result<T, ApiError> {

@@ -11,8 +11,8 @@
 //! it to be empty, so a new route cannot ship undocumented.
 
 use crate::dto::{
-    ApiKeyResponse, BillingInvoicePage, BillingUsage, CreatedApiKeyResponse, MarkedReadResponse,
-    RotatedApiKeyResponse,
+    ApiKeyResponse, BillingInvoicePage, BillingUsage, BillingWebhookAck, CreatedApiKeyResponse,
+    MarkedReadResponse, RotatedApiKeyResponse,
 };
 use crate::http::Method;
 use crate::ops;
@@ -95,6 +95,8 @@ struct Describe {
     summary: &'static str,
     success: Success,
     query: Option<ParamsFn>,
+    /// Header parameters of the operation itself (beyond the credentials and `X-Tenant-ID`).
+    headers: Option<ParamsFn>,
     paged: bool,
     body: Option<(SchemaFn, bool)>,
     /// A schema for path parameters other than `id` (which is always a UUID).
@@ -109,6 +111,7 @@ impl Describe {
             summary,
             success,
             query: None,
+            headers: None,
             paged: false,
             body: None,
             path_param: None,
@@ -119,6 +122,12 @@ impl Describe {
     /// Filters from an `IntoParams` query struct.
     const fn query(mut self, params: ParamsFn) -> Self {
         self.query = Some(params);
+        self
+    }
+
+    /// Header parameters.
+    const fn headers(mut self, params: ParamsFn) -> Self {
+        self.headers = Some(params);
         self
     }
 
@@ -319,6 +328,15 @@ fn describe(operation: &str) -> Option<Describe> {
         ),
         "list_billing_invoices" => ok("The tenant's invoices, newest first", named::<BillingInvoicePage>)
             .query(params::<billing::InvoiceQuery>),
+        "receive_lago_webhook" => ok(
+            "Receive a Lago webhook. No user credential: the Lago signature over the raw body is the credential \
+             (`X-Lago-Signature`, HMAC-SHA256 or Lago's RS256 JWT per `X-Lago-Signature-Algorithm`); a missing or \
+             bad signature (or a server with nothing to verify it with) is 401 `authentication_failed`. A delivery is handled once per `X-Lago-Unique-Key`: a \
+             repeat answers 200 `duplicate` and does nothing. 503 `service_unavailable` when billing is off.",
+            named::<BillingWebhookAck>,
+        )
+        .headers(lago_webhook_headers)
+        .body(any_object, true),
         // notifications
         "list_notifications" => ok("The caller's notifications, newest first", page::<Notification>)
             .query(params::<notifications::NotificationListQuery>)
@@ -534,6 +552,11 @@ fn operation(
     }
     if let Some(query) = describe.query {
         for param in query() {
+            op = op.parameter(param);
+        }
+    }
+    if let Some(headers) = describe.headers {
+        for param in headers() {
             op = op.parameter(param);
         }
     }
@@ -807,6 +830,38 @@ fn text(_: &mut Schemas) -> RefOr<Schema> {
 
 fn any_object(_: &mut Schemas) -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::Object).into()
+}
+
+/// The headers Lago sends with a webhook. Documented as optional: Lago always sends them, and a delivery
+/// without one is refused like a bad signature (401), not as a malformed request.
+fn lago_webhook_headers() -> Vec<Parameter> {
+    let header = |name: &str, description: &str, schema: ObjectBuilder| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(schema))
+            .build()
+    };
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    vec![
+        header(
+            "X-Lago-Signature",
+            "The signature of the raw body: base64 HMAC-SHA256, or an RS256 JWT whose `data` claim is the body.",
+            string(),
+        ),
+        header(
+            "X-Lago-Signature-Algorithm",
+            "`jwt` (the default when absent) or `hmac`.",
+            string().enum_values(Some(["jwt", "hmac"])),
+        ),
+        header(
+            "X-Lago-Unique-Key",
+            "The delivery's id; repeats of it are acknowledged without effect.",
+            string(),
+        ),
+    ]
 }
 
 fn doc_asset_name(_: &mut Schemas) -> RefOr<Schema> {

@@ -366,6 +366,8 @@ impl App {
             params,
             query: req.query,
             body: req.body,
+            // Copied only for the few routes that read headers (webhook signatures): no cost elsewhere.
+            headers: route.headers.then(|| req.headers.clone()),
             tenant,
         };
         let handler = route.handler;

@@ -35,6 +35,9 @@ pub struct Route {
     pub operation: &'static str,
     /// Access rule.
     pub access: Access,
+    /// The handler reads request headers: the pipeline copies them into [`Input::headers`] for this route only
+    /// (other routes pay nothing for it).
+    pub headers: bool,
     /// Handler.
     pub handler: Handler,
 }
@@ -46,6 +49,7 @@ impl std::fmt::Debug for Route {
             .field("path", &self.path)
             .field("operation", &self.operation)
             .field("access", &self.access)
+            .field("headers", &self.headers)
             .finish()
     }
 }
@@ -58,11 +62,19 @@ pub const RATE_LIMIT_EXEMPT: &[&str] = &["/health", "/metrics"];
 
 macro_rules! route {
     ($method:ident $path:literal => $op:literal, $access:ident, $handler:path) => {
+        route!(@ $method $path => $op, $access, $handler, false)
+    };
+    // A route whose handler reads request headers (`Input::headers`).
+    ($method:ident $path:literal => $op:literal, $access:ident, $handler:path, with_headers) => {
+        route!(@ $method $path => $op, $access, $handler, true)
+    };
+    (@ $method:ident $path:literal => $op:literal, $access:ident, $handler:path, $headers:literal) => {
         Route {
             method: Method::$method,
             path: $path,
             operation: $op,
             access: Access::$access,
+            headers: $headers,
             handler: |app, ctx, input| Box::pin($handler(app, ctx, input)),
         }
     };
@@ -150,6 +162,8 @@ pub fn routes() -> Vec<Route> {
         // billing (spec `apps/billing`; `tenant#billing_access`)
         route!(Get "/api/v2/billing/usage" => "get_billing_usage", Tenant, billing::usage),
         route!(Get "/api/v2/billing/invoices" => "list_billing_invoices", Tenant, billing::invoices),
+        // the billing provider's webhooks: no user credential, the signature over the raw body is the credential
+        route!(Post "/api/v2/billing/webhooks/lago" => "receive_lago_webhook", Public, billing::lago_webhook, with_headers),
         // notifications (the caller's own)
         route!(Get "/api/v2/notifications" => "list_notifications", Tenant, notifications::list),
         route!(Post "/api/v2/notifications/read-all" => "mark_all_notifications_read", Tenant, notifications::mark_all_read),

@@ -5,7 +5,7 @@
 //! | `DATABASE_URL` or `DB_HOST` | PostgreSQL for records, audit sink/reader, job queue and the relationships of the local authorizer; migrations run at start (`AVB_MIGRATE_ON_START`) |
 //! | `REDIS_URL` | Redis for the rate limiter, the event bus and ephemeral client secrets (and jobs with `AVB_JOBS=redis`) |
 //! | neither | memory for everything (one process, data lasts until it stops) |
-//! | `FF_BILLING` (default on) | billing: `LAGO_API_URL` → Lago (with retries, webhooks verified with Lago's public key and, when set, `LAGO_WEBHOOK_SECRET`), else the in-memory provider; the billing store follows the storage (PostgreSQL or memory) |
+//! | `FF_BILLING` (default on) | billing: `LAGO_API_URL` → Lago (with retries, webhooks verified with Lago's public key and, when set, `LAGO_WEBHOOK_SECRET`), else the in-memory provider (webhooks verified by HMAC with `LAGO_WEBHOOK_SECRET`; without it every delivery is refused, 401); the billing store follows the storage (PostgreSQL or memory) |
 //!
 //! `/health/ready` probes `storage` (the built-in unit-of-work probe) and, when configured, `redis` and
 //! `billing` (Lago: an authenticated `GET` of its webhook public key, which checks the URL and the API key).
@@ -237,6 +237,8 @@ fn billing_ports(config: &ServerConfig) -> Result<Option<BillingPorts>, Assemble
         .filter(|s| !s.is_empty())
         .map(|s| s.as_bytes().to_vec());
     let Some(url) = config.lago_api_url.as_deref().filter(|_| config.uses_lago()) else {
+        // No Lago to fetch a public key from: HMAC signatures with `LAGO_WEBHOOK_SECRET` only. Without it there is
+        // no verifier, and the webhook route refuses every delivery (401).
         return Ok(Some(BillingPorts {
             provider: Arc::new(MemoryBilling::new()),
             webhooks: hmac.map(|key| Arc::new(WebhookVerifier::hmac(key))),
@@ -672,7 +674,43 @@ mod tests {
             .expect("billing on by default");
         assert!(
             billing.webhooks.is_none(),
-            "no webhook verification without a secret"
+            "no webhook verifier without a secret: the route refuses every delivery"
+        );
+        let ctx = Ctx::system(RequestId::generate(&UuidV7Ids), "test", None);
+        let body = br#"{"webhook_type":"invoice.created","object_type":"invoice","invoice":{}}"#;
+        // base64(HMAC-SHA256(key, body)) for the keys `memory-hmac-token` and `guess` (Python's hmac module).
+        let (right, guessed) = (
+            "22w6g7Va6rMmul1NMx/nQChDKk/URRRLHRz5Eqjijv0=",
+            "kPso94OdGoYcy96vWO21gImQAuiM2SraIQUx4JHvyMM=",
+        );
+        let headers = |signature: &str, algorithm: &str| avb_billing::webhook::WebhookHeaders {
+            signature: Some(signature.into()),
+            algorithm: Some(algorithm.into()),
+            unique_key: Some(uuid::Uuid::new_v4().to_string()),
+        };
+        // With it, memory billing verifies HMAC signatures made with it (and only those).
+        let secret = assemble(&config(&[("lago_webhook_secret", "memory-hmac-token")]))
+            .await
+            .unwrap();
+        let receiver = secret
+            .app
+            .inner()
+            .billing
+            .as_ref()
+            .expect("billing")
+            .webhooks
+            .as_ref()
+            .expect("webhooks");
+        let received = receiver
+            .receive(&ctx, &headers(right, "hmac"), body)
+            .await
+            .unwrap();
+        assert!(matches!(received, avb_billing::webhook::Received::New(_)));
+        assert!(
+            receiver
+                .receive(&ctx, &headers(guessed, "hmac"), body)
+                .await
+                .is_err()
         );
 
         let mut off = config(&[]);

@@ -212,9 +212,11 @@ pub struct ServerConfig {
     /// `LAGO_API_KEY`: the organisation's API key.
     #[serde(default)]
     pub lago_api_key: Secret,
-    /// `LAGO_WEBHOOK_SECRET`: the HMAC signature token of Lago's webhooks (`X-Lago-Signature-Algorithm: hmac`).
-    /// JWT-signed webhooks are verified with Lago's public key (fetched from `LAGO_API_URL`) whether or not it
-    /// is set.
+    /// `LAGO_WEBHOOK_SECRET`: the HMAC signature token of Lago's webhooks (`X-Lago-Signature-Algorithm: hmac`),
+    /// checked by `POST /api/v2/billing/webhooks/lago`. With `LAGO_API_URL`, JWT-signed webhooks are verified with
+    /// Lago's public key whether or not it is set. With in-memory billing (no `LAGO_API_URL`) there is no public
+    /// key: HMAC signatures made with this secret are the only ones accepted, and without it every delivery is
+    /// refused (401 `authentication_failed`).
     #[serde(default)]
     pub lago_webhook_secret: Secret,
     /// `FF_BILLING` (default on, as in the spec): usage sync, tenant sync and `/api/v2/billing/*`. Off: the

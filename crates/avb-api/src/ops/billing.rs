@@ -14,7 +14,7 @@
 //! 200 without effect.
 
 use crate::app::{App, Billing};
-use crate::dto::{BillingInvoicePage, BillingUsage};
+use crate::dto::{BillingInvoicePage, BillingUsage, BillingWebhookAck, BillingWebhookStatus};
 use crate::error::ApiError;
 use crate::input::{Input, Reply};
 use avb_billing::model::{customer_id, subscription_id};
@@ -178,11 +178,18 @@ async fn handle(app: &App, ctx: &Ctx, webhook: &Webhook) -> Result<(), ApiError>
     Ok(())
 }
 
+/// `POST /billing/webhooks/lago` as mounted (public: no user credential): [`receive_webhook`] over the route's
+/// headers ([`webhook_headers`]) and the body bytes exactly as they arrived.
+pub async fn lago_webhook(app: &App, ctx: &Ctx, input: &Input) -> Result<Reply, ApiError> {
+    receive_webhook(app, ctx, &webhook_headers(input.headers()), &input.body).await
+}
+
 /// `POST /billing/webhooks/lago`: verifies the signature over `body` (the raw bytes as received), claims the
 /// delivery's `X-Lago-Unique-Key` and handles a first delivery. 200 `{"status":"processed"}` for a first
 /// delivery, 200 `{"status":"duplicate"}` (and nothing done) for a repeat, 401 `authentication_failed` for a
-/// missing or bad signature, 503 when billing or webhook verification is not configured. A delivery whose
-/// handling fails is released, so the provider's retry is handled.
+/// missing or bad signature — and for every delivery when the app has billing but no webhook verifier (nothing
+/// can be verified, so nothing is accepted) — and 503 `service_unavailable` when billing is off. A delivery
+/// whose handling fails is released, so the provider's retry is handled.
 pub async fn receive_webhook(
     app: &App,
     ctx: &Ctx,
@@ -190,13 +197,18 @@ pub async fn receive_webhook(
     body: &[u8],
 ) -> Result<Reply, ApiError> {
     let billing = billing(app)?;
-    let receiver = billing.webhooks.as_ref().ok_or_else(|| {
-        ApiError::with_message(
-            ErrorCode::ServiceUnavailable,
-            "Billing webhooks are not configured on this server",
-        )
-        .details(json!({ "feature": "billing_webhooks" }))
-    })?;
+    let Some(receiver) = billing.webhooks.as_ref() else {
+        // Nothing to verify a signature with, so no delivery can be authentic: refused like a bad signature (a
+        // 5xx would read as an outage and invite retries), with the reason in the log for the operator.
+        tracing::warn!(
+            request_id = %ctx.request_id(),
+            "billing webhook refused: no webhook verification is configured (LAGO_WEBHOOK_SECRET / LAGO_API_URL)"
+        );
+        return Err(ApiError::with_message(
+            ErrorCode::AuthenticationFailed,
+            "The webhook signature could not be verified",
+        ));
+    };
     let system = Ctx::system(ctx.request_id().clone(), "billing-webhook", None);
     match receiver.receive(&system, headers, body).await {
         Err(err) => {
@@ -207,10 +219,14 @@ pub async fn receive_webhook(
         }
         Ok(Received::Duplicate(key)) => {
             tracing::info!(request_id = %ctx.request_id(), unique_key = %key, "billing webhook repeated; ignored");
-            Reply::ok(&json!({ "status": "duplicate" }))
+            Reply::ok(&BillingWebhookAck {
+                status: BillingWebhookStatus::Duplicate,
+            })
         }
         Ok(Received::New(webhook)) => match handle(app, ctx, &webhook).await {
-            Ok(()) => Reply::ok(&json!({ "status": "processed" })),
+            Ok(()) => Reply::ok(&BillingWebhookAck {
+                status: BillingWebhookStatus::Processed,
+            }),
             Err(err) => {
                 if let Err(release) = receiver.release(&system, &webhook.unique_key).await {
                     tracing::error!(error = %release, "could not release a failed billing webhook");

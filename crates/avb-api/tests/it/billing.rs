@@ -396,3 +396,89 @@ async fn webhooks_are_verified_over_the_raw_body_and_handled_once() {
     );
     assert_eq!(audited().await.len(), 1, "a duplicate has no side effect");
 }
+
+/// The mounted route: `POST /api/v2/billing/webhooks/lago` through the whole pipeline, with no credential. The
+/// signature headers reach the handler (any case) and the body arrives byte for byte, so a signature over
+/// Lago's own spacing verifies; a repeat is acknowledged without effect; a bad or missing signature is the 401
+/// envelope; billing off is 503. Only this route is handed the request headers.
+#[tokio::test]
+async fn the_mounted_webhook_route_verifies_the_raw_body_and_handles_a_delivery_once() {
+    const ROUTE: &str = "/api/v2/billing/webhooks/lago";
+    let w = billed().await;
+    let body = format!(
+        "{{ \"webhook_type\":\"invoice.created\",\n \"object_type\": \"invoice\", \
+         \"invoice\": {{\"external_customer_id\": \"{}\", \"lago_id\": \"inv-9\"}} }}",
+        w.a.id
+    );
+    let key = uuid::Uuid::new_v4().to_string();
+    let deliver = |signature: Option<String>, body: &[u8]| {
+        let mut req = avb_api::ApiRequest::new(avb_api::Method::Post, ROUTE)
+            .header("Content-Type", "application/json")
+            .header("X-Lago-Unique-Key", &key)
+            .header("X-Lago-Signature-Algorithm", "hmac");
+        if let Some(signature) = signature {
+            req = req.header("X-Lago-Signature", signature);
+        }
+        req.body = body.to_vec();
+        w.api.app.handle(req)
+    };
+    let envelope =
+        |raw: &avb_api::ApiResponse| -> serde_json::Value { serde_json::from_slice(&raw.body).unwrap() };
+    let audited = || async {
+        let filter = AuditFilter {
+            resource_type: Some("billing_webhook".into()),
+            ..AuditFilter::default()
+        };
+        let scoped = Ctx::system(RequestId::generate(&UuidV7Ids), "test", Some(w.a.id));
+        w.api
+            .store
+            .query(&scoped, &filter, PageRequest::new(Some(100), None).unwrap())
+            .await
+            .unwrap()
+            .items
+    };
+
+    let reserialised =
+        serde_json::to_vec(&serde_json::from_str::<serde_json::Value>(&body).unwrap()).unwrap();
+    for signature in [
+        None,
+        Some(sign(&reserialised)),
+        Some("bm90IGEgc2lnbmF0dXJl".into()),
+    ] {
+        let raw = deliver(signature, body.as_bytes()).await;
+        assert_eq!(raw.status, 401);
+        let refused = envelope(&raw);
+        assert_eq!(refused["error"], "authentication_failed", "{refused}");
+        assert!(refused["message"].is_string() && refused.get("details").is_some());
+    }
+    assert!(audited().await.is_empty());
+
+    let first = deliver(Some(sign(body.as_bytes())), body.as_bytes()).await;
+    assert_eq!(
+        (first.status, envelope(&first)),
+        (200, json!({ "status": "processed" }))
+    );
+    assert_eq!(audited().await.len(), 1);
+    let again = deliver(Some(sign(body.as_bytes())), body.as_bytes()).await;
+    assert_eq!(
+        (again.status, envelope(&again)),
+        (200, json!({ "status": "duplicate" }))
+    );
+    assert_eq!(audited().await.len(), 1, "a repeat has no side effect");
+
+    let headed: Vec<&str> = avb_api::routes::routes()
+        .iter()
+        .filter(|r| r.headers)
+        .map(|r| r.operation)
+        .collect();
+    assert_eq!(headed, ["receive_lago_webhook"], "only webhooks copy the headers");
+
+    let off = billed_if(false).await;
+    let mut req = avb_api::ApiRequest::new(avb_api::Method::Post, ROUTE)
+        .header("X-Lago-Signature", sign(body.as_bytes()))
+        .header("X-Lago-Signature-Algorithm", "hmac");
+    req.body = body.into_bytes();
+    let raw = off.api.app.handle(req).await;
+    assert_eq!(raw.status, 503);
+    assert_eq!(envelope(&raw)["details"]["feature"], "billing");
+}

@@ -39,6 +39,7 @@ pub mod billing;
 mod client;
 pub mod docs;
 pub mod edge;
+mod lago_signature;
 mod launch;
 pub mod limits;
 pub mod notifications;
@@ -118,6 +119,8 @@ macro_rules! blackbox_suite {
             billing::billing_usage_and_invoices_of_the_tenant,
             billing::billing_needs_billing_access,
             billing::billing_off_answers_service_unavailable,
+            billing::lago_webhooks_are_verified_and_handled_once,
+            billing::lago_webhooks_are_refused_without_a_secret,
             docs::the_openapi_document_lists_every_route,
             docs::the_docs_page_loads_offline,
         );
