@@ -28,6 +28,38 @@ async fn create_tenant(t: &Target, slug: &str, tier: &str, rid: &str) -> Result<
 }
 
 /// `POST {path}` as the sysadmin with a request id, expecting 200: the tenant.
+/// True when two reads of one tenant are the same record, allowing for the one change a background job may make
+/// between them: billing linking a tenant to its billing customer (`billing_id` set where it was empty, with
+/// the version and update time that write brings). Any other difference is a change.
+fn same_tenant(later: &Value, earlier: &Value) -> bool {
+    if later == earlier {
+        return true;
+    }
+    let unlinked = |v: &Value| v.get("billing_id").is_none_or(|id| id.is_null() || id == "");
+    let linked = unlinked(earlier) && !unlinked(later);
+    if !linked {
+        return false;
+    }
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(map) = v.as_object_mut() {
+            for key in ["billing_id", "version", "updated_at"] {
+                map.remove(key);
+            }
+        }
+        v
+    };
+    strip(later) == strip(earlier)
+}
+
+/// Audit entries of a page made by requests, not by background jobs (the billing job may or may not have linked
+/// the tenant to its billing customer yet, which it audits as the system).
+fn requested_entries(page: &Value) -> usize {
+    page.get("items").and_then(Value::as_array).map_or(0, |items| {
+        items.iter().filter(|e| e["actor_type"] != "system").count()
+    })
+}
+
 async fn sysadmin_post(t: &Target, path: &str, body: &Value, rid: &str) -> Result<Value, String> {
     let reply = t
         .post(path)
@@ -63,7 +95,10 @@ pub async fn admin_tenant_lifecycle(fw: Framework) -> CheckResult {
     );
     let path = format!("{TENANTS}/{id}");
     let got = read(&s, &s.sysadmin_token, &path).await?;
-    ensure!(got == *tenant, "get answers what create made: {got} vs {tenant}");
+    ensure!(
+        same_tenant(&got, tenant),
+        "get answers what create made: {got} vs {tenant}"
+    );
 
     // Its first admin can sign in and act while the tenant is pending.
     let admin = s.token_for("admin@acme.test", Some(&id), &[Role::Admin])?;
@@ -148,7 +183,7 @@ pub async fn admin_tenant_lifecycle(fw: Framework) -> CheckResult {
     )
     .await?;
     ensure!(
-        field(&listed, "/total") == 4,
+        requested_entries(&listed) == 4,
         "create, patch, suspend and activate are audited: {listed}"
     );
     expect_audited(&s, &admin, "create", "tenant", &id, &rid_create).await?;
@@ -168,7 +203,7 @@ pub async fn admin_tenant_lifecycle(fw: Framework) -> CheckResult {
         .await?;
     by_sysadmin.expect(200)?;
     ensure!(
-        field(&by_sysadmin.json(), "/total") == 4,
+        requested_entries(&by_sysadmin.json()) == 4,
         "the sysadmin sees the tenant's trail: {}",
         by_sysadmin.shown()
     );
@@ -373,7 +408,7 @@ pub async fn admin_routes_refuse_bad_input_and_non_sysadmins(fw: Framework) -> C
         "reason",
     )?;
     ensure!(
-        read(&s, sys, &demo_path).await? == demo_before,
+        same_tenant(&read(&s, sys, &demo_path).await?, &demo_before),
         "refused changes left the demo tenant alone"
     );
     // A limit below what the tenant already uses is refused (a downgrade must wait until it shrinks).
@@ -409,7 +444,7 @@ pub async fn admin_routes_refuse_bad_input_and_non_sysadmins(fw: Framework) -> C
         "max_projects",
     )?;
     ensure!(
-        read(&s, sys, &demo_path).await? == pro,
+        same_tenant(&read(&s, sys, &demo_path).await?, &pro),
         "a refused downgrade changed nothing"
     );
     let demo_before = pro;
@@ -445,7 +480,7 @@ pub async fn admin_routes_refuse_bad_input_and_non_sysadmins(fw: Framework) -> C
         }
     }
     ensure!(
-        read(&s, sys, &demo_path).await? == demo_before,
+        same_tenant(&read(&s, sys, &demo_path).await?, &demo_before),
         "denied calls left the demo tenant alone"
     );
     ensure!(
