@@ -67,6 +67,13 @@ pub trait Record: Clone + Send + Sync + Debug + 'static {
 pub trait Filter<R>: Default + Clone + Send + Sync + Debug + 'static {
     /// True when `record` passes (used by in-memory adapters; SQL adapters translate each field).
     fn matches(&self, record: &R) -> bool;
+
+    /// A unique-key rule and a value prefix that every matching record's key of that rule starts with, when the
+    /// filter implies one: lets an in-memory adapter walk that part of its unique index instead of every row
+    /// (a session's events among all sessions' events). Only a hint: records must still pass [`Self::matches`].
+    fn unique_prefix(&self) -> Option<(&'static str, String)> {
+        None
+    }
 }
 
 /// Case-insensitive substring test used by `search` filters (SQL: `ILIKE '%' || $1 || '%'`).
@@ -403,7 +410,16 @@ impl Filter<SessionEvent> for SessionEventFilter {
             && self.event_type.is_none_or(|t| e.event_type == t)
             && self.after_sequence.is_none_or(|n| e.sequence > n)
     }
+
+    fn unique_prefix(&self) -> Option<(&'static str, String)> {
+        // Every event of a session has the key `session_sequence` = "{session}:{sequence}" (see below).
+        self.session_id
+            .map(|session| (SESSION_SEQUENCE_KEY, format!("{session}:")))
+    }
 }
+
+/// The unique-key rule of session events: one event per (session, sequence).
+const SESSION_SEQUENCE_KEY: &str = "session_sequence";
 
 record!(
     SessionEvent,
@@ -412,7 +428,7 @@ record!(
     "session_event",
     tenant = |e| Some(e.tenant_id),
     unique = |e| vec![key(
-        "session_sequence",
+        SESSION_SEQUENCE_KEY,
         format!("{}:{}", e.session_id, e.sequence)
     )],
     refs = |e| vec![Reference {

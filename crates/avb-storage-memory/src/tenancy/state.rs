@@ -46,6 +46,22 @@ impl<R: Record> Default for Table<R> {
 }
 
 impl<R: Record> Table<R> {
+    /// Ids of the rows holding a key of rule `name` whose value starts with `prefix`, in key order.
+    pub(super) fn with_unique_prefix(
+        &self,
+        name: &'static str,
+        prefix: String,
+    ) -> impl Iterator<Item = &R::Id> + '_ {
+        let start = UniqueKey {
+            name,
+            value: prefix.clone(),
+        };
+        self.unique
+            .range(start..)
+            .take_while(move |(key, _)| key.name == name && key.value.starts_with(&prefix))
+            .map(|(_, id)| id)
+    }
+
     /// The first unique key of `record` already held by a different row.
     pub(super) fn collision(&self, record: &R) -> Option<UniqueKey> {
         let id = record.id();

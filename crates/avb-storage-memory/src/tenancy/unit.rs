@@ -85,11 +85,19 @@ impl MemoryUnit {
             .ok_or_else(|| Error::not_found(R::RESOURCE, id))
     }
 
-    fn matches<'a, R: Stored>(&'a self, filter: &'a R::Filter) -> impl Iterator<Item = &'a R> + 'a {
-        R::table(&self.tables)
-            .rows
-            .values()
-            .filter(move |row| visible(self.scope, row.tenant_id()) && filter.matches(row))
+    fn matches<'a, R: Stored>(&'a self, filter: &'a R::Filter) -> Box<dyn Iterator<Item = &'a R> + 'a> {
+        let table = R::table(&self.tables);
+        let keep = move |row: &&R| visible(self.scope, row.tenant_id()) && filter.matches(row);
+        match filter.unique_prefix() {
+            // Only the rows whose key of that rule starts with the prefix (a session's events, not everyone's).
+            Some((name, prefix)) => Box::new(
+                table
+                    .with_unique_prefix(name, prefix)
+                    .filter_map(|id| table.rows.get(id))
+                    .filter(keep),
+            ),
+            None => Box::new(table.rows.values().filter(keep)),
+        }
     }
 
     fn check_unique<R: Stored>(&self, record: &R) -> Result<()> {
