@@ -5,7 +5,8 @@
 //! - `jwt` (the default): `X-Lago-Signature` is a JWT signed RS256 by Lago whose claims are `data` (the exact
 //!   body text) and `iss` (the Lago API URL). The public key comes from the provider
 //!   ([`WebhookKeySource`], `GET /webhooks/json_public_key`), is cached, and is fetched again once when a
-//!   signature does not verify with the cached key (Lago rotated it).
+//!   signature does not verify with the cached key (Lago rotated it) — at most once per
+//!   [`DEFAULT_MIN_REFETCH_INTERVAL`], so forged signatures cannot make us call Lago at will.
 //!
 //! Verification is always over the raw bytes, never over re-serialised JSON. Deliveries repeat and arrive out of
 //! order, so [`WebhookReceiver`] claims `X-Lago-Unique-Key` in the [`BillingStore`] and reports a repeat as a
@@ -20,6 +21,7 @@ use hmac::{KeyInit, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Where the provider's webhook public key comes from.
 ///
@@ -72,7 +74,16 @@ pub struct WebhookVerifier {
     issuer: String,
     keys: Option<Arc<dyn WebhookKeySource>>,
     cached: tokio::sync::RwLock<Option<Arc<DecodingKey>>>,
+    /// When the key was last fetched, and how long a cached key is trusted before a failing signature may
+    /// fetch it again: without a pause, anyone could make us call Lago once per forged request.
+    last_fetch: std::sync::Mutex<Option<Instant>>,
+    min_refetch: Duration,
 }
+
+/// Default for [`WebhookVerifier::with_min_refetch_interval`]: Lago rotates its webhook key rarely, so a
+/// minute's delay in accepting a new key costs a retried delivery at worst (Lago retries), while forged
+/// signatures cannot drive more than one key fetch a minute.
+pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for WebhookVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +104,8 @@ impl WebhookVerifier {
             issuer: issuer.into(),
             keys: Some(keys),
             cached: tokio::sync::RwLock::new(None),
+            last_fetch: std::sync::Mutex::new(None),
+            min_refetch: DEFAULT_MIN_REFETCH_INTERVAL,
         }
     }
 
@@ -103,7 +116,17 @@ impl WebhookVerifier {
             issuer: String::new(),
             keys: None,
             cached: tokio::sync::RwLock::new(None),
+            last_fetch: std::sync::Mutex::new(None),
+            min_refetch: DEFAULT_MIN_REFETCH_INTERVAL,
         }
+    }
+
+    /// How long after a key fetch a signature that fails with the cached key is refused without fetching the
+    /// key again (default [`DEFAULT_MIN_REFETCH_INTERVAL`]).
+    #[must_use]
+    pub fn with_min_refetch_interval(mut self, interval: Duration) -> Self {
+        self.min_refetch = interval;
+        self
     }
 
     /// Also accepts HMAC signatures made with `key`.
@@ -147,11 +170,18 @@ impl WebhookVerifier {
 
     async fn verify_jwt(&self, ctx: &Ctx, token: &str, body: &[u8]) -> Result<()> {
         let cached = self.cached.read().await.clone();
-        // With a cached key that fails, the key may have been rotated: fetch it once more below.
-        if let Some(key) = cached
-            && self.check_jwt(&key, token, body).is_ok()
-        {
-            return Ok(());
+        // With a cached key that fails, the key may have been rotated: fetch it once more below, unless it was
+        // fetched moments ago.
+        if let Some(key) = cached {
+            let checked = self.check_jwt(&key, token, body);
+            let fetched_recently = self
+                .last_fetch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_some_and(|at| at.elapsed() < self.min_refetch);
+            if checked.is_ok() || fetched_recently {
+                return checked;
+            }
         }
         let key = self.fetch_key(ctx).await?;
         self.check_jwt(&key, token, body)
@@ -162,6 +192,10 @@ impl WebhookVerifier {
             .keys
             .as_ref()
             .ok_or_else(|| Error::WebhookRejected("JWT signatures are not configured".into()))?;
+        *self
+            .last_fetch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         let pem = source.public_key_pem(ctx).await?;
         let key = Arc::new(
             DecodingKey::from_rsa_pem(&pem)

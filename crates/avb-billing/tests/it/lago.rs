@@ -299,7 +299,8 @@ async fn webhook_keys_come_from_lago_and_are_fetched_again_after_rotation() {
     let m = mocked().await;
     m.mock
         .set_webhook_public_key(include_bytes!("../fixtures/webhook_rsa_public.pem"));
-    let verifier = WebhookVerifier::jwt(&m.mock.api_url, Arc::new(m.lago.clone()));
+    let verifier = WebhookVerifier::jwt(&m.mock.api_url, Arc::new(m.lago.clone()))
+        .with_min_refetch_interval(std::time::Duration::ZERO);
     let body = br#"{"webhook_type":"invoice.created","object_type":"invoice"}"#;
     let sign = |private: &[u8]| {
         let claims = json!({ "data": std::str::from_utf8(body).unwrap(), "iss": m.mock.api_url });

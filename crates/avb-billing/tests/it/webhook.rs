@@ -13,6 +13,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const PRIVATE: &[u8] = include_bytes!("../fixtures/webhook_rsa_private.pem");
 const PUBLIC: &[u8] = include_bytes!("../fixtures/webhook_rsa_public.pem");
@@ -102,7 +103,7 @@ async fn hmac_signatures_verify_over_the_raw_body_only() {
 #[tokio::test]
 async fn jwt_signatures_need_the_key_the_issuer_and_the_exact_body() {
     let keys = Keys::new(PUBLIC);
-    let v = WebhookVerifier::jwt(ISSUER, keys.clone());
+    let v = WebhookVerifier::jwt(ISSUER, keys.clone()).with_min_refetch_interval(Duration::ZERO);
     let ctx = system();
     let token = jwt(PRIVATE, ISSUER, BODY);
     let no_algorithm_header = WebhookHeaders {
@@ -146,7 +147,7 @@ async fn jwt_signatures_need_the_key_the_issuer_and_the_exact_body() {
 #[tokio::test]
 async fn a_rotated_key_is_fetched_again_once() {
     let keys = Keys::new(PUBLIC);
-    let v = WebhookVerifier::jwt(ISSUER, keys.clone());
+    let v = WebhookVerifier::jwt(ISSUER, keys.clone()).with_min_refetch_interval(Duration::ZERO);
     let ctx = system();
     v.verify(&ctx, &headers(jwt(PRIVATE, ISSUER, BODY), "jwt", "k"), BODY)
         .await
@@ -199,4 +200,27 @@ async fn repeated_deliveries_are_duplicates_until_released() {
         ..h
     };
     assert!(receiver.receive(&ctx, &no_key, BODY).await.is_err());
+}
+
+#[tokio::test]
+async fn forged_signatures_cannot_make_us_fetch_the_key_more_than_once_a_minute() {
+    let keys = Keys::new(PUBLIC);
+    let v = WebhookVerifier::jwt(ISSUER, keys.clone());
+    let ctx = system();
+    v.verify(&ctx, &headers(jwt(PRIVATE, ISSUER, BODY), "jwt", "k"), BODY)
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        let forged = jwt(OTHER_PRIVATE, ISSUER, BODY);
+        assert!(rejected(v.verify(&ctx, &headers(forged, "jwt", "k"), BODY).await));
+    }
+    assert_eq!(
+        keys.fetches.load(Ordering::SeqCst),
+        1,
+        "no refetch within the interval"
+    );
+    // Genuine deliveries still verify with the cached key.
+    v.verify(&ctx, &headers(jwt(PRIVATE, ISSUER, BODY), "jwt", "k"), BODY)
+        .await
+        .unwrap();
 }
