@@ -51,6 +51,46 @@ pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
 /// - Unknown fields are ignored; `null` counts as absent except where it means "turn off"
 ///   (`turn_detection`, transcription, noise reduction, tracing, prompt).
 pub fn decode_client(dialect: Dialect, text: &str) -> Result<ClientEvent> {
+    match decode_append(text) {
+        Some(event) => Ok(event),
+        None => decode_tree(dialect, text),
+    }
+}
+
+/// The event a streaming client sends fifty times a second (`input_audio_buffer.append`, the same in both
+/// dialects), read straight into its fields: the audio string is borrowed from the frame and base64-decoded
+/// once, instead of being copied into a JSON tree first (the tree costs about as much as the rest of the
+/// frame's handling). Anything unexpected — another type, a missing or mistyped field, a duplicate key, an
+/// over-long `event_id`, bad base64 — returns `None`, and [`decode_tree`] then gives the answer, errors
+/// included; so for every frame this accepts, the tree reading yields the same event (a test checks it).
+fn decode_append(text: &str) -> Option<ClientEvent> {
+    #[derive(serde::Deserialize)]
+    struct Append<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+        #[serde(default, borrow)]
+        event_id: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        audio: std::borrow::Cow<'a, str>,
+    }
+    let frame: Append<'_> = serde_json::from_str(text).ok()?;
+    if frame.kind != "input_audio_buffer.append" {
+        return None;
+    }
+    let event_id = match frame.event_id {
+        Some(id) if id.chars().count() <= MAX_EVENT_ID_CHARS => Some(id.into_owned()),
+        Some(_) => return None,
+        None => None,
+    };
+    let audio = BASE64.decode(frame.audio.as_bytes()).ok()?;
+    Some(ClientEvent {
+        event_id,
+        kind: ClientEventKind::InputAudioBufferAppend { audio },
+    })
+}
+
+/// [`decode_client`] for every event: the frame as a JSON tree, read field by field.
+fn decode_tree(dialect: Dialect, text: &str) -> Result<ClientEvent> {
     let value: Value = serde_json::from_str(text).map_err(|e| ProtocolError::invalid_json(&e))?;
     let map = match value {
         Value::Object(map) => map,
@@ -1026,6 +1066,103 @@ fn decode_base64(encoded: &str, path: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streaming_append_takes_the_direct_path() {
+        let frame = r#"{"type":"input_audio_buffer.append","event_id":"e1","audio":"AAAB"}"#;
+        let direct = decode_append(frame).expect("the direct path reads a plain append");
+        assert_eq!(direct.event_id.as_deref(), Some("e1"));
+        assert_eq!(
+            direct.kind,
+            ClientEventKind::InputAudioBufferAppend { audio: vec![0, 0, 1] }
+        );
+        assert_eq!(decode_tree(Dialect::Ga, frame).unwrap(), direct);
+        // What the direct path leaves to the tree: errors are the tree's, with their params.
+        for refused in [
+            r#"{"type":"input_audio_buffer.append","audio":"!!"}"#,
+            r#"{"type":"input_audio_buffer.append","audio":null}"#,
+            r#"{"type":"input_audio_buffer.append","type":"input_audio_buffer.commit","audio":"AA"}"#,
+            r#"{"type":"input_audio_buffer.commit","audio":"AA"}"#,
+        ] {
+            assert!(decode_append(refused).is_none(), "{refused}");
+        }
+    }
+
+    mod direct_append {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One `"key": value` member, drawn from values the two paths could disagree on.
+        fn member() -> impl Strategy<Value = String> {
+            let long_id = format!("\"{}\"", "i".repeat(MAX_EVENT_ID_CHARS));
+            let too_long_id = format!("\"{}\"", "é".repeat(MAX_EVENT_ID_CHARS + 1));
+            prop_oneof![
+                prop::sample::select(vec![
+                    r#""input_audio_buffer.append""#,
+                    r#""input_audio_buffer.app\u0065nd""#,
+                    r#""input_audio_buffer.commit""#,
+                    r#""session.update""#,
+                    "null",
+                    "5",
+                ])
+                .prop_map(|v| format!(r#""type":{v}"#)),
+                prop::sample::select(vec![
+                    r#""evt_1""#.to_owned(),
+                    r#""\u00e9\n""#.to_owned(),
+                    "null".to_owned(),
+                    "7".to_owned(),
+                    "[]".to_owned(),
+                    long_id,
+                    too_long_id,
+                ])
+                .prop_map(|v| format!(r#""event_id":{v}"#)),
+                prop_oneof![
+                    prop::sample::select(vec![
+                        r#""AAAA""#,
+                        r#""AAA""#,
+                        r#""AA==""#,
+                        r#""A""#,
+                        r#""!!""#,
+                        r#""""#,
+                        r#""A\/B+""#,
+                        r#""AA\u003d\u003d""#,
+                        "null",
+                        "[1]",
+                        "{}",
+                        "12",
+                    ])
+                    .prop_map(str::to_owned),
+                    prop::collection::vec(any::<u8>(), 0..64)
+                        .prop_map(|bytes| format!("\"{}\"", BASE64.encode(bytes))),
+                ]
+                .prop_map(|v| format!(r#""audio":{v}"#)),
+                prop::sample::select(vec![
+                    r#""x":{}"#,
+                    r#""x":[1,{"a":null}]"#,
+                    r#""y":"z""#,
+                    r#""n":-1.5e3"#,
+                    r#""t":true"#,
+                    r#""audio_end_ms":3"#,
+                    r#""item":{"type":"message"}"#,
+                ])
+                .prop_map(str::to_owned),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the direct path accepts, the tree reads as the same event, in both dialects.
+            #[test]
+            fn agrees_with_the_tree(members in prop::collection::vec(member(), 0..7), spaced in any::<bool>()) {
+                let sep = if spaced { " , " } else { "," };
+                let frame = format!("{{{}}}", members.join(sep));
+                if let Some(direct) = decode_append(&frame) {
+                    for dialect in [Dialect::Ga, Dialect::Beta] {
+                        prop_assert_eq!(decode_tree(dialect, &frame), Ok(direct.clone()), "{}", frame);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn uint_accepts_whole_floats_and_rejects_the_rest() {
