@@ -33,6 +33,9 @@ struct FftEngine {
     filled: usize,
     output: Vec<f32>,
     delay_left: usize,
+    /// Nothing was pushed since the last reset: resetting again would only re-zero rubato's buffers, which
+    /// [`Resampler::skip_silence`] would otherwise do on every quiet frame.
+    pristine: bool,
 }
 
 impl fmt::Debug for Resampler {
@@ -208,10 +211,12 @@ impl FftEngine {
             filled: 0,
             output,
             delay_left: delay,
+            pristine: true,
         })
     }
 
     fn push(&mut self, mut input: &[i16], out: &mut Vec<i16>) -> Result<()> {
+        self.pristine &= input.is_empty();
         while !input.is_empty() {
             let space = self.chunk_in - self.filled;
             let (head, rest) = input
@@ -234,6 +239,7 @@ impl FftEngine {
 
     /// Pads the chunk being filled with silence and runs it (flush).
     fn pad_and_run(&mut self, out: &mut Vec<i16>) -> Result<()> {
+        self.pristine = false;
         if let Some(rest) = self.input.get_mut(self.filled..) {
             rest.fill(0.0);
         }
@@ -260,8 +266,12 @@ impl FftEngine {
     }
 
     fn reset(&mut self) {
+        if self.pristine {
+            return;
+        }
         self.fft.reset();
         self.filled = 0;
         self.delay_left = self.delay;
+        self.pristine = true;
     }
 }
