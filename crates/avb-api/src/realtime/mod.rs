@@ -22,7 +22,7 @@ mod connection;
 mod recorder;
 
 pub use connect::{RealtimeAccept, RealtimeRequest};
-pub use connection::{ClientFrame, CloseFrame, RealtimeConnection, SESSION_TERMINATED_EVENT};
+pub use connection::{ClientFrame, CloseFrame, FrameSource, RealtimeConnection, SESSION_TERMINATED_EVENT};
 
 use crate::error::ApiError;
 use avb_core::ErrorCode;

@@ -11,7 +11,7 @@
 //! holding the bus back. Client messages other than `ping` are answered with `unknown_message_type`.
 
 use super::wire::{Inbound, Meter, Outbox, refuse_non_message, unknown_type};
-use super::{ClientFrame, CloseFrame, Consumer, normal_close};
+use super::{CloseFrame, Consumer, FrameSource, normal_close};
 use crate::app::App;
 use avb_core::events::{Delivery, Subscription};
 use serde_json::json;
@@ -29,9 +29,9 @@ impl EventsConsumer {
         Self { app, subscription }
     }
 
-    pub(crate) async fn run(
+    pub(crate) async fn run<S: FrameSource>(
         self,
-        mut incoming: mpsc::Receiver<ClientFrame>,
+        mut incoming: S,
         outgoing: mpsc::Sender<String>,
     ) -> CloseFrame {
         let Self {
@@ -48,7 +48,7 @@ impl EventsConsumer {
             }
             tokio::select! {
                 biased;
-                frame = incoming.recv() => {
+                frame = incoming.next_frame() => {
                     let Some(frame) = frame else { break normal_close() };
                     received += 1;
                     let inbound = Inbound::parse(frame);

@@ -42,7 +42,7 @@ mod stt;
 mod tts;
 mod wire;
 
-pub use crate::realtime::{ClientFrame, CloseFrame};
+pub use crate::realtime::{ClientFrame, CloseFrame, FrameSource};
 pub use accept::{WsV2Accept, WsV2Request};
 
 use crate::app::App;
@@ -167,11 +167,7 @@ impl WsV2Connection {
     /// Runs the consumer until it ends (the client closes, `session.end`, an idle timeout, a refusal …). Server
     /// frames (JSON text) go to `outgoing`; a full channel makes the consumer wait (backpressure, never loss).
     /// When this returns, send the [`CloseFrame`] and drop the socket.
-    pub async fn run(
-        self,
-        incoming: mpsc::Receiver<ClientFrame>,
-        outgoing: mpsc::Sender<String>,
-    ) -> CloseFrame {
+    pub async fn run<S: FrameSource>(self, incoming: S, outgoing: mpsc::Sender<String>) -> CloseFrame {
         match self.state {
             State::Refused(err) => {
                 let out = wire::Outbox::new(&self.app, outgoing);

@@ -30,7 +30,7 @@
 //! are not sent; tools are therefore not usable over this protocol.
 
 use super::wire::{Inbound, Outbox, codes, config_field, refuse_non_message, str_field, unknown_type};
-use super::{ClientFrame, CloseFrame};
+use super::{ClientFrame, CloseFrame, FrameSource};
 use crate::app::App;
 use crate::realtime::RealtimeConnection;
 use avb_core::Ctx;
@@ -62,11 +62,7 @@ impl SessionConsumer {
         }
     }
 
-    pub(crate) async fn run(
-        self,
-        incoming: mpsc::Receiver<ClientFrame>,
-        outgoing: mpsc::Sender<String>,
-    ) -> CloseFrame {
+    pub(crate) async fn run<S: FrameSource>(self, incoming: S, outgoing: mpsc::Sender<String>) -> CloseFrame {
         let Self {
             app,
             ctx,
@@ -104,8 +100,8 @@ impl SessionConsumer {
 }
 
 /// Client messages → engine events, until the client closes or ends the session, or the session ends.
-async fn forward_client(
-    mut incoming: mpsc::Receiver<ClientFrame>,
+async fn forward_client<S: FrameSource>(
+    mut incoming: S,
     to_engine: mpsc::Sender<ClientFrame>,
     out: Outbox,
     pending_audio: Arc<AtomicBool>,
@@ -115,7 +111,7 @@ async fn forward_client(
         let frame = tokio::select! {
             biased;
             () = stopped.cancelled() => return,
-            frame = incoming.recv() => frame,
+            frame = incoming.next_frame() => frame,
         };
         let Some(frame) = frame else { return };
         let inbound = Inbound::parse(frame);

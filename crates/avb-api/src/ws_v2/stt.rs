@@ -14,7 +14,7 @@
 //! realtime session. Audio transcribed here is not metered on a session record (there is none).
 
 use super::wire::{Inbound, Meter, Outbox, codes, config_field, refuse_non_message, str_field, unknown_type};
-use super::{ClientFrame, CloseFrame, Consumer, Limits, normal_close};
+use super::{ClientFrame, CloseFrame, Consumer, FrameSource, Limits, normal_close};
 use crate::app::App;
 use avb_core::Ctx;
 use avb_core::error::HasCode;
@@ -168,9 +168,9 @@ impl SttConsumer {
         Self { app, ctx, stt }
     }
 
-    pub(crate) async fn run(
+    pub(crate) async fn run<S: FrameSource>(
         self,
-        mut incoming: mpsc::Receiver<ClientFrame>,
+        mut incoming: S,
         outgoing: mpsc::Sender<String>,
     ) -> CloseFrame {
         let meter = Meter::open(&self.app, Consumer::Transcription);
@@ -187,7 +187,7 @@ impl SttConsumer {
             }
             let wake = tokio::select! {
                 biased;
-                frame = incoming.recv() => Wake::Frame(frame),
+                frame = incoming.next_frame() => Wake::Frame(frame),
                 event = next_event(&mut utterance) => Wake::Stt(event),
                 () = tokio::time::sleep_until(idle_at) => Wake::Limit,
             };

@@ -17,7 +17,7 @@
 
 use super::stt::{audio_format, format_name, voice_error_code};
 use super::wire::{Inbound, Meter, Outbox, config_field, refuse_non_message, str_field, unknown_type};
-use super::{ClientFrame, CloseFrame, Consumer, Limits, normal_close};
+use super::{ClientFrame, CloseFrame, Consumer, FrameSource, Limits, normal_close};
 use crate::app::App;
 use avb_core::Ctx;
 use avb_voice::audio::AudioFormat;
@@ -114,9 +114,9 @@ impl TtsConsumer {
         Self { app, ctx, tts }
     }
 
-    pub(crate) async fn run(
+    pub(crate) async fn run<S: FrameSource>(
         self,
-        mut incoming: mpsc::Receiver<ClientFrame>,
+        mut incoming: S,
         outgoing: mpsc::Sender<String>,
     ) -> CloseFrame {
         let meter = Meter::open(&self.app, Consumer::Tts);
@@ -134,7 +134,7 @@ impl TtsConsumer {
             let speaking = utterance.as_ref().is_some_and(|u| u.committed);
             let wake = tokio::select! {
                 biased;
-                frame = incoming.recv() => Wake::Frame(frame),
+                frame = incoming.next_frame() => Wake::Frame(frame),
                 chunk = next_chunk(&mut utterance) => Wake::Speech(chunk),
                 () = tokio::time::sleep_until(idle_at), if !speaking => Wake::Limit,
             };
