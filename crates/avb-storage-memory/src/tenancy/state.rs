@@ -1,6 +1,10 @@
 //! The stored data: one persistent map per record type plus its unique-key index, the audit chains and the
 //! jobs. Everything is an `imbl` structure, so cloning a whole [`State`] for a unit of work is O(1) and
 //! publishing a new one is a pointer swap.
+//!
+//! Rows are held as `Arc<R>`: a write after a snapshot copies the B-tree nodes on its path, and a copied node
+//! then clones up to a node's worth of `Arc`s (reference count bumps) instead of as many whole records (event
+//! `content` is a JSON tree).
 
 use avb_core::audit::AuditEntry;
 use avb_core::jobs::Job;
@@ -11,6 +15,7 @@ use avb_tenancy::model::{
 };
 use avb_tenancy::store::{Record, UniqueKey};
 use imbl::{OrdMap, Vector};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// True when a row owned by `owner` is visible in `scope`: platform rows (`None`) only in the all-tenants scope.
@@ -23,7 +28,8 @@ pub(super) fn visible(scope: StorageScope, owner: Option<TenantId>) -> bool {
 
 /// The rows of one record type and the index that enforces its unique keys across every tenant.
 pub(super) struct Table<R: Record> {
-    pub(super) rows: OrdMap<R::Id, R>,
+    /// Each row behind an `Arc`, so that copying a shared node never copies records (see the module docs).
+    pub(super) rows: OrdMap<R::Id, Arc<R>>,
     unique: OrdMap<UniqueKey, R::Id>,
 }
 
@@ -74,7 +80,9 @@ impl<R: Record> Table<R> {
     /// Stores `record`, replacing any row with its id and re-indexing its keys. Callers check collisions first.
     pub(super) fn put(&mut self, record: R) {
         let id = record.id();
-        if let Some(old) = self.rows.get(&id) {
+        let record = Arc::new(record);
+        // The old keys go before the new ones are added: a key kept by the update must stay indexed.
+        if let Some(old) = self.rows.insert(id, Arc::clone(&record)) {
             for key in old.unique_keys() {
                 self.unique.remove(&key);
             }
@@ -82,11 +90,10 @@ impl<R: Record> Table<R> {
         for key in record.unique_keys() {
             self.unique.insert(key, id);
         }
-        self.rows.insert(id, record);
     }
 
     /// Removes a row and frees its keys.
-    pub(super) fn take(&mut self, id: &R::Id) -> Option<R> {
+    pub(super) fn take(&mut self, id: &R::Id) -> Option<Arc<R>> {
         let old = self.rows.remove(id)?;
         for key in old.unique_keys() {
             self.unique.remove(&key);
@@ -167,7 +174,7 @@ struct OwnerOf<'a> {
 impl TableVisitor for OwnerOf<'_> {
     fn visit<R: Stored>(&mut self, table: &Table<R>) {
         if R::RESOURCE == self.resource {
-            self.found = table.rows.get(&R::id_of(self.id)).map(Record::tenant_id);
+            self.found = table.rows.get(&R::id_of(self.id)).map(|row| row.tenant_id());
         }
     }
 }
@@ -189,7 +196,7 @@ impl TableVisitor for ReferrerOf<'_> {
                 .iter()
                 .any(|r| r.resource == self.resource && r.id == self.id)
         };
-        if table.rows.values().any(refers) {
+        if table.rows.values().any(|row| refers(row)) {
             self.found = Some(R::RESOURCE);
         }
     }
@@ -246,7 +253,7 @@ impl Tables {
                 .rows
                 .values()
                 .filter(|s| s.project_id == project || s.api_key_id.is_some_and(|k| keys.contains(&k)))
-                .cloned()
+                .map(|s| Session::clone(s))
                 .collect();
             for mut session in detach {
                 if session.project_id == project {

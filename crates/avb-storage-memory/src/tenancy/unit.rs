@@ -76,12 +76,13 @@ impl MemoryUnit {
     }
 
     /// The visible row `id`, or `not_found` (another tenant's row is indistinguishable from a missing one).
-    fn visible_row<R: Stored>(&self, id: R::Id) -> Result<R> {
+    /// Borrowed, so that callers that only read it (version checks, deletes) do not copy the record.
+    fn visible_row<R: Stored>(&self, id: R::Id) -> Result<&R> {
         R::table(&self.tables)
             .rows
             .get(&id)
+            .map(Arc::as_ref)
             .filter(|row| visible(self.scope, row.tenant_id()))
-            .cloned()
             .ok_or_else(|| Error::not_found(R::RESOURCE, id))
     }
 
@@ -94,9 +95,10 @@ impl MemoryUnit {
                 table
                     .with_unique_prefix(name, prefix)
                     .filter_map(|id| table.rows.get(id))
+                    .map(Arc::as_ref)
                     .filter(keep),
             ),
-            None => Box::new(table.rows.values().filter(keep)),
+            None => Box::new(table.rows.values().map(Arc::as_ref).filter(keep)),
         }
     }
 
@@ -114,14 +116,14 @@ impl MemoryUnit {
 #[async_trait]
 impl<R: Stored> Repo<R> for MemoryUnit {
     async fn get(&mut self, id: R::Id) -> Result<R> {
-        self.visible_row(id)
+        self.visible_row(id).cloned()
     }
 
     async fn lock(&mut self, id: R::Id) -> Result<R> {
         // Read-write units are already serialised by the writer lock, so holding the row needs nothing more; a
         // read-only unit may not lock (it must never block writers; Postgres refuses FOR UPDATE there too).
         self.writable()?;
-        self.visible_row(id)
+        self.visible_row(id).cloned()
     }
 
     async fn insert(&mut self, mut record: R) -> Result<R> {
@@ -148,37 +150,38 @@ impl<R: Stored> Repo<R> for MemoryUnit {
 
     async fn update(&mut self, mut record: R) -> Result<R> {
         self.writable()?;
-        let stored: R = self.visible_row(record.id())?;
-        if record.tenant_id() != stored.tenant_id() {
+        let stored: &R = self.visible_row(record.id())?;
+        let (stored_tenant, stored_version) = (stored.tenant_id(), stored.version());
+        if record.tenant_id() != stored_tenant {
             return Err(Error::invalid(
                 "tenant_id",
                 "immutable",
                 "the tenant of a record cannot change",
             ));
         }
-        if record.version() != stored.version() {
+        if record.version() != stored_version {
             return Err(Error::VersionConflict {
                 resource: R::RESOURCE,
                 id: record.id().to_string(),
                 expected: record.version(),
-                actual: stored.version(),
+                actual: stored_version,
             });
         }
         self.check_unique(&record)?;
         self.tables.check_references(&record)?;
-        record.set_version(stored.version().saturating_add(1));
+        record.set_version(stored_version.saturating_add(1));
         R::table_mut(&mut self.tables).put(record.clone());
         Ok(record)
     }
 
     async fn delete(&mut self, id: R::Id) -> Result<()> {
         self.writable()?;
-        let stored: R = self.visible_row(id)?;
+        let uuid = self.visible_row::<R>(id)?.uuid();
         // Work on a copy so a refused delete leaves this unit exactly as it was.
         let mut next = self.tables.clone();
         R::table_mut(&mut next).take(&id);
-        next.cascade(R::RESOURCE, stored.uuid());
-        if let Some(referrer) = next.referrer(R::RESOURCE, stored.uuid()) {
+        next.cascade(R::RESOURCE, uuid);
+        if let Some(referrer) = next.referrer(R::RESOURCE, uuid) {
             return Err(Error::conflict(
                 R::RESOURCE,
                 format!("still referenced by a {referrer}"),
@@ -189,9 +192,10 @@ impl<R: Stored> Repo<R> for MemoryUnit {
     }
 
     async fn list(&mut self, filter: &R::Filter, page: PageRequest) -> Result<Page<R>> {
-        let mut rows: Vec<R> = self.matches(filter).cloned().collect();
-        rows.sort_by(R::listing_order);
-        Ok(page.slice(&rows))
+        // Sorted by reference; only the rows of the requested page are copied out.
+        let mut rows: Vec<&R> = self.matches(filter).collect();
+        rows.sort_by(|a, b| R::listing_order(a, b));
+        Ok(page.slice(&rows).map(R::clone))
     }
 
     async fn count(&mut self, filter: &R::Filter) -> Result<u64> {
