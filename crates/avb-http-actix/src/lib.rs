@@ -110,7 +110,8 @@ async fn realtime(app: App, request: &HttpRequest, payload: web::Payload) -> Htt
     }
     append_headers(&mut response, accept.headers);
     let connection = accept.connection;
-    actix_web::rt::spawn(pump(session, stream, |i, o| connection.run(i, o)));
+    let buffer = app.inner().config.realtime.outbound_buffer;
+    actix_web::rt::spawn(pump(session, stream, buffer, |i, o| connection.run(i, o)));
     response
 }
 
@@ -137,7 +138,8 @@ async fn ws_v2(app: App, request: &HttpRequest, payload: web::Payload) -> HttpRe
     };
     append_headers(&mut response, accept.headers);
     let connection = accept.connection;
-    actix_web::rt::spawn(pump(session, stream, |i, o| connection.run(i, o)));
+    let buffer = app.inner().config.realtime.outbound_buffer;
+    actix_web::rt::spawn(pump(session, stream, buffer, |i, o| connection.run(i, o)));
     response
 }
 
@@ -150,7 +152,7 @@ fn append_headers(response: &mut HttpResponse, extra: Vec<(String, String)>) {
 }
 
 /// Moves frames between the socket and the connection `run` drives until it ends, then closes with its code.
-async fn pump<F, Fut>(mut session: actix_ws::Session, stream: actix_ws::MessageStream, run: F)
+async fn pump<F, Fut>(mut session: actix_ws::Session, stream: actix_ws::MessageStream, buffer: usize, run: F)
 where
     F: FnOnce(mpsc::Receiver<ClientFrame>, mpsc::Sender<String>) -> Fut,
     Fut: std::future::Future<Output = avb_api::realtime::CloseFrame>,
@@ -160,7 +162,7 @@ where
         .aggregate_continuations()
         .max_continuation_size(MAX_WS_MESSAGE_BYTES);
     let (to_session, from_socket) = mpsc::channel::<ClientFrame>(32);
-    let (to_socket, mut from_session) = mpsc::channel::<String>(64);
+    let (to_socket, mut from_session) = mpsc::channel::<String>(buffer.max(1));
     // actix-ws leaves pings to the application (tungstenite answers them itself on axum).
     let mut ponger = session.clone();
     let reader = actix_web::rt::spawn(async move {

@@ -119,9 +119,11 @@ async fn realtime(
     match app.realtime_accept(request).await {
         Ok(accept) => {
             let connection = accept.connection;
+            let buffer = app.inner().config.realtime.outbound_buffer;
             upgraded(
                 upgrade.protocols(accept.subprotocol),
                 accept.headers,
+                buffer,
                 |frames, out| connection.run(frames, out),
             )
         }
@@ -146,14 +148,23 @@ async fn ws_v2(
     match app.ws_v2_accept(request).await {
         Ok(accept) => {
             let connection = accept.connection;
-            upgraded(upgrade, accept.headers, |frames, out| connection.run(frames, out))
+            let buffer = app.inner().config.realtime.outbound_buffer;
+            upgraded(upgrade, accept.headers, buffer, |frames, out| {
+                connection.run(frames, out)
+            })
         }
         Err(refusal) => to_axum(refusal),
     }
 }
 
-/// Answers `101` (with the app's extra headers) and pumps the socket into `run`.
-fn upgraded<F, Fut>(upgrade: WebSocketUpgrade, headers: Vec<(String, String)>, run: F) -> Response
+/// Answers `101` (with the app's extra headers) and pumps the socket into `run`, buffering up to `buffer`
+/// frames towards the client.
+fn upgraded<F, Fut>(
+    upgrade: WebSocketUpgrade,
+    headers: Vec<(String, String)>,
+    buffer: usize,
+    run: F,
+) -> Response
 where
     F: FnOnce(SocketFrames, mpsc::Sender<String>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = avb_api::realtime::CloseFrame> + Send + 'static,
@@ -162,7 +173,7 @@ where
         .read_buffer_size(WS_READ_BUFFER_BYTES)
         .max_message_size(MAX_WS_MESSAGE_BYTES)
         .max_frame_size(MAX_WS_MESSAGE_BYTES);
-    let mut response = upgrade.on_upgrade(move |socket| pump(socket, run));
+    let mut response = upgrade.on_upgrade(move |socket| pump(socket, buffer, run));
     for (name, value) in headers {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             response.headers_mut().append(name, value);
@@ -191,13 +202,13 @@ impl FrameSource for SocketFrames {
 }
 
 /// Runs the connection over the socket until it ends, writing its frames, then closes with its code.
-async fn pump<F, Fut>(socket: WebSocket, run: F)
+async fn pump<F, Fut>(socket: WebSocket, buffer: usize, run: F)
 where
     F: FnOnce(SocketFrames, mpsc::Sender<String>) -> Fut,
     Fut: std::future::Future<Output = avb_api::realtime::CloseFrame>,
 {
     let (mut sink, stream) = socket.split();
-    let (to_socket, mut from_session) = mpsc::channel::<String>(64);
+    let (to_socket, mut from_session) = mpsc::channel::<String>(buffer.max(1));
     let writer = async move {
         while let Some(frame) = from_session.recv().await {
             if sink.feed(Message::Text(frame.into())).await.is_err() {

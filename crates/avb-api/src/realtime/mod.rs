@@ -39,7 +39,8 @@ pub struct RealtimeConfig {
     pub max_duration: Duration,
     /// Sessions a tenant may have open at once (`created` or `active`, across replicas); `None` = no cap.
     pub max_open_sessions_per_tenant: Option<u32>,
-    /// Frames buffered towards a slow client before the session waits for it (backpressure, not loss).
+    /// Frames buffered towards a slow client before the session waits for it (backpressure, not loss): the
+    /// capacity of the channel an adapter creates between a connection and its socket writer.
     pub outbound_buffer: usize,
     /// Model reported when the client names none.
     pub default_model: String,

@@ -32,11 +32,14 @@ pub(crate) struct Tally {
     pub responses: AtomicU64,
     pub transcripts: AtomicU64,
     pub errors: AtomicU64,
+    /// Server events sent (`avb_websocket_messages_total{direction="out"}`, flushed every 100).
+    pub events_out: AtomicU64,
 }
 
 /// The observer handed to the engine.
 #[derive(Debug)]
 pub(crate) struct Observer {
+    app: App,
     dialect: Dialect,
     tx: mpsc::UnboundedSender<AppendEventRequest>,
     tally: Arc<Tally>,
@@ -62,6 +65,7 @@ impl Recorder {
         let (tx, mut rx) = mpsc::unbounded_channel::<AppendEventRequest>();
         let tally = Arc::new(Tally::default());
         let timeout = app.inner().config.request_timeout;
+        let observer_app = app.clone();
         let writer = tokio::spawn(async move {
             let mut stored = 0u64;
             while let Some(event) = rx.recv().await {
@@ -77,6 +81,7 @@ impl Recorder {
             stored
         });
         let observer = Arc::new(Observer {
+            app: observer_app,
             dialect,
             tx,
             tally: tally.clone(),
@@ -115,6 +120,15 @@ impl Observer {
 
 impl SessionObserver for Observer {
     fn observe(&self, event: &ServerEvent) {
+        let sent = self.tally.events_out.fetch_add(1, Ordering::Relaxed) + 1;
+        if sent.is_multiple_of(100) {
+            super::connection::flush_count(
+                &self.app,
+                &[("consumer_type", "realtime".to_owned())],
+                "out",
+                100,
+            );
+        }
         match event {
             ServerEvent::ResponseAudioDelta { delta, .. } => {
                 let format = self.state().output_format.unwrap_or(AudioFormat::Pcm16);
