@@ -52,8 +52,10 @@ impl EarshotVad {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         let span = u64::from(self.dither.unsigned_abs()) * 2 + 1;
-        // The remainder is below `span` <= 65535 and the result stays within `-dither..=dither`.
-        i32::try_from(self.rng % span)
+        // Scales the high 32 random bits onto `0..span` (a multiply and a shift: a 64-bit remainder per sample
+        // cost about as much as the detector's own FFT). Below `span` <= 65535, so the result stays within
+        // `-dither..=dither`.
+        i32::try_from(((self.rng >> 32) * span) >> 32)
             .ok()
             .and_then(|v| i16::try_from(v - i32::from(self.dither)).ok())
             .unwrap_or(0)
