@@ -10,6 +10,7 @@ pub mod adapters;
 pub mod audio;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod deadline;
 pub mod error;
 pub mod llm;
 pub mod realtime;

@@ -6,6 +6,7 @@
 //! Replies stream word by word (function arguments in small pieces), optionally one delta per `token_delay`,
 //! so barge-in tests have something to cut. Every request is recorded for assertions.
 
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::llm::{
     ChatEvent, ChatMessage, ChatRequest, ChatStream, FinishReason, LanguageModel, TokenUsage, ToolChoice,
@@ -13,10 +14,11 @@ use crate::llm::{
 use async_trait::async_trait;
 use avb_core::Ctx;
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Characters of function arguments per delta.
 const ARGUMENT_PIECE: usize = 8;
@@ -244,9 +246,11 @@ impl LanguageModel for ScriptedLlm {
             output_tokens: 0,
             finish_reason,
             done: false,
+            cancelled: Box::pin(cancel.clone().cancelled_owned()),
             cancel,
             token_delay: self.token_delay,
             ready_at: None,
+            timer: Deadline::default(),
         }))
     }
 }
@@ -259,8 +263,12 @@ struct ScriptedChatStream {
     finish_reason: FinishReason,
     done: bool,
     cancel: CancellationToken,
+    /// The engine drops and re-makes `next_event` on every client frame: the cancellation wait and the timer
+    /// are kept here so that re-polling does not register new waiters each time.
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     token_delay: Option<Duration>,
     ready_at: Option<Instant>,
+    timer: Deadline,
 }
 
 #[async_trait]
@@ -278,8 +286,8 @@ impl ChatStream for ScriptedChatStream {
             let ready_at = *self.ready_at.get_or_insert_with(|| Instant::now() + delay);
             tokio::select! {
                 biased;
-                () = self.cancel.cancelled() => return Err(Error::Cancelled),
-                () = tokio::time::sleep_until(ready_at) => {}
+                () = self.cancelled.as_mut() => return Err(Error::Cancelled),
+                () = self.timer.until(ready_at) => {}
             }
             self.ready_at = None;
         }

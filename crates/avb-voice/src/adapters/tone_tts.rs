@@ -7,6 +7,7 @@
 
 use crate::audio::synth::sine_at;
 use crate::audio::timing::ms_to_samples;
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::tts::{TextToSpeech, TtsChunk, TtsConfig, TtsStream, TtsUsage, chunk_ms};
 use async_trait::async_trait;
@@ -133,6 +134,7 @@ impl TextToSpeech for ToneTts {
             finished: false,
             cancelled: false,
             ready_at: None,
+            timer: Deadline::default(),
             usage: TtsUsage::default(),
         }))
     }
@@ -159,6 +161,8 @@ struct ToneStream {
     cancelled: bool,
     /// When the chunk being synthesised is ready (with `chunk_delay`).
     ready_at: Option<Instant>,
+    /// Kept across calls: the engine drops and re-makes this call on every client frame.
+    timer: Deadline,
     usage: TtsUsage,
 }
 
@@ -249,7 +253,7 @@ impl TtsStream for ToneStream {
             // Synthesis of this chunk started at the first call that asked for it: a call dropped in a lost
             // `select!` race neither loses the chunk nor restarts the wait.
             let ready_at = *self.ready_at.get_or_insert_with(|| Instant::now() + delay);
-            tokio::time::sleep_until(ready_at).await;
+            self.timer.until(ready_at).await;
             self.ready_at = None;
         }
         let from = self.position;

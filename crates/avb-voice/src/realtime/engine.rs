@@ -28,6 +28,7 @@ use super::protocol::{
     ConversationMode, Dialect, InputTokenDetails, OutputTokenDetails, TranscriptionConfig,
 };
 use crate::audio::AudioFormat as SampleFormat;
+use crate::deadline::Deadline;
 use crate::llm::{
     ChatEvent, ChatMessage, ChatRequest, ChatStream, LanguageModel, TokenUsage, ToolCall,
     ToolChoice as LlmToolChoice, ToolSpec,
@@ -127,15 +128,18 @@ struct Active {
     audio_clock: Option<(tokio::time::Instant, u64)>,
     /// How far output audio may run ahead of real time.
     lead: Duration,
+    /// The pacing timer, kept across polls (see [`Deadline`]).
+    pacer: Deadline,
 }
 
 /// The next speech chunk, not before `ready_at` (cancel-safe: a sleep, then the port's cancel-safe call).
 async fn paced_chunk(
     tts: &mut Box<dyn TtsStream>,
+    pacer: &mut Deadline,
     ready_at: Option<tokio::time::Instant>,
 ) -> crate::Result<Option<TtsChunk>> {
     if let Some(at) = ready_at {
-        tokio::time::sleep_until(at).await;
+        pacer.until(at).await;
     }
     tts.next_chunk().await
 }
@@ -164,6 +168,7 @@ async fn next_output(active: &mut Active) -> Wake {
         finishing,
         audio_clock,
         lead,
+        pacer,
         ..
     } = active;
     let ready_at = active_speech_ready_at(audio_clock, *lead);
@@ -172,12 +177,12 @@ async fn next_output(active: &mut Active) -> Wake {
         _ => None,
     };
     match (finishing.is_some(), tts) {
-        (true, Some(tts)) => Wake::Speech(paced_chunk(tts, ready_at).await),
+        (true, Some(tts)) => Wake::Speech(paced_chunk(tts, pacer, ready_at).await),
         (true, None) => Wake::Speech(Ok(None)),
         (false, Some(tts)) => tokio::select! {
             biased;
             event = stream.next_event() => Wake::Model(event),
-            chunk = paced_chunk(tts, ready_at) => Wake::Speech(chunk),
+            chunk = paced_chunk(tts, pacer, ready_at) => Wake::Speech(chunk),
         },
         (false, None) => Wake::Model(stream.next_event().await),
     }
@@ -935,6 +940,7 @@ impl RealtimeSession {
                     finishing: None,
                     audio_clock: None,
                     lead: self.output_lead,
+                    pacer: Deadline::default(),
                 });
             }
             Err(err) => {
