@@ -16,7 +16,7 @@
 //! client frames nor model output, so a slow client slows its own session (the model stream is pulled, never
 //! buffered without bound). When the receiver is gone the session ends.
 
-use super::protocol::TurnDetection;
+use super::protocol::{AudioBytes, TurnDetection};
 use super::protocol::{
     AudioFormat, ClientEvent, ClientEventKind, ContentPart, ErrorObject, IdKind, Item, ItemKind,
     ItemPosition, ItemStatus, MaxOutputTokens, OutputModalities, OutputRef, PartRef, RateLimit, Response,
@@ -655,10 +655,7 @@ impl RealtimeSession {
             self.emit_error(error, event_id).await;
             return;
         };
-        let bytes = audio
-            .as_deref()
-            .and_then(|b64| BASE64.decode(b64).ok())
-            .unwrap_or_default();
+        let bytes = audio.as_ref().map(AudioBytes::as_bytes).unwrap_or_default();
         let samples = format.samples_in(bytes.len()).unwrap_or(0) as u64;
         let total_ms = samples.saturating_mul(1000) / u64::from(format.sample_rate().max(1));
         if audio_end_ms > total_ms {
@@ -675,7 +672,7 @@ impl RealtimeSession {
             .unwrap_or(usize::MAX)
             .saturating_mul(bytes.len())
             / usize::try_from(samples.max(1)).unwrap_or(1);
-        *audio = Some(BASE64.encode(bytes.get(..keep_bytes).unwrap_or(&bytes)));
+        *audio = Some(AudioBytes::from(bytes.get(..keep_bytes).unwrap_or(bytes)));
         // Without word timings the heard transcript is the same share of the text as of the audio.
         if let Some(text) = transcript.as_mut()
             && total_ms > 0
@@ -827,7 +824,7 @@ impl RealtimeSession {
             item_id.clone(),
             Role::User,
             vec![ContentPart::InputAudio {
-                audio: Some(BASE64.encode(&bytes)),
+                audio: Some(AudioBytes::from(bytes)),
                 transcript: None,
             }],
         );
@@ -1335,7 +1332,7 @@ impl RealtimeSession {
                 }
                 let part = if audio_mode {
                     ContentPart::Audio {
-                        audio: (!audio.is_empty()).then(|| BASE64.encode(&audio)),
+                        audio: (!audio.is_empty()).then(|| AudioBytes::from(audio.as_slice())),
                         transcript: Some(text.clone()),
                     }
                 } else {

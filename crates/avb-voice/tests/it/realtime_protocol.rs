@@ -4,8 +4,8 @@
 
 use avb_core::SequentialIds;
 use avb_voice::realtime::protocol::{
-    AudioFormat, CachedTokenDetails, ClientEvent, ClientEventKind, ContentPart, ConversationMode, Dialect,
-    Eagerness, ErrorObject, FunctionTool, Handshake, ImageDetail, Include, InputTokenDetails, Item,
+    AudioBytes, AudioFormat, CachedTokenDetails, ClientEvent, ClientEventKind, ContentPart, ConversationMode,
+    Dialect, Eagerness, ErrorObject, FunctionTool, Handshake, ImageDetail, Include, InputTokenDetails, Item,
     ItemInput, ItemKind, ItemPosition, ItemStatus, LogProb, MaxOutputTokens, NoiseReduction,
     NoiseReductionKind, OutputModalities, OutputRef, OutputTokenDetails, PartRef, ProtocolError,
     ProtocolErrorCode, RateLimit, RateLimitName, ReasoningEffort, Response, ResponseInput, ResponseParams,
@@ -628,7 +628,7 @@ fn ga_items_decode_per_role_with_ga_content_types() {
                         text: "What is the weather?".into()
                     },
                     ContentPart::InputAudio {
-                        audio: Some("AAAA".into()),
+                        audio: Some(AudioBytes::from(vec![0u8, 0, 0])),
                         transcript: None
                     },
                     ContentPart::InputImage {
@@ -1136,7 +1136,7 @@ fn user_item() -> Item {
         Role::User,
         vec![
             ContentPart::InputAudio {
-                audio: Some("AAAA".into()),
+                audio: Some(AudioBytes::from(vec![0u8, 0, 0])),
                 transcript: None,
             },
             ContentPart::InputText { text: "hey".into() },

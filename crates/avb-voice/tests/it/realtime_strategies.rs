@@ -2,13 +2,12 @@
 //! encode → decode must give the value back). Floats come from decimal grids so JSON carries them exactly.
 
 use avb_voice::realtime::protocol::{
-    AudioFormat, ClientEvent, ClientEventKind, ContentPart, ConversationMode, Dialect, Eagerness,
+    AudioBytes, AudioFormat, ClientEvent, ClientEventKind, ContentPart, ConversationMode, Dialect, Eagerness,
     FunctionTool, ImageDetail, Include, ItemInput, ItemKind, ItemPosition, ItemStatus, MaxOutputTokens,
     Metadata, NoiseReduction, NoiseReductionKind, OutputModalities, Prompt, ReasoningEffort, ResponseInput,
     ResponseParams, Role, SemanticVad, ServerVad, SessionConfig, SessionKind, SessionUpdate, ToolChoice,
     Tracing, TranscriptionConfig, TranscriptionDelay, Truncation, TurnDetection, Voice,
 };
-use base64::Engine as _;
 use proptest::collection::{btree_map, vec};
 use proptest::option;
 use proptest::prelude::*;
@@ -31,8 +30,8 @@ fn grid(lo: u32, hi: u32, scale: u32) -> impl Strategy<Value = f64> {
     (lo..=hi).prop_map(move |n| f64::from(n) / f64::from(scale))
 }
 
-fn base64_of_bytes() -> impl Strategy<Value = String> {
-    vec(any::<u8>(), 0..48).prop_map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+fn audio_bytes() -> impl Strategy<Value = AudioBytes> {
+    vec(any::<u8>(), 0..48).prop_map(AudioBytes::from)
 }
 
 /// Small JSON objects (integers, strings, booleans, nesting) for opaque fields like tool parameters.
@@ -488,12 +487,12 @@ fn content_part(d: Dialect, role: Role) -> BoxedStrategy<ContentPart> {
         Role::System => input_text.boxed(),
         Role::Assistant => prop_oneof![
             text().prop_map(|text| ContentPart::Text { text }),
-            (option::of(base64_of_bytes()), option::of(text()))
+            (option::of(audio_bytes()), option::of(text()))
                 .prop_map(|(audio, transcript)| ContentPart::Audio { audio, transcript }),
         ]
         .boxed(),
         Role::User => {
-            let audio = (option::of(base64_of_bytes()), option::of(text()))
+            let audio = (option::of(audio_bytes()), option::of(text()))
                 .prop_map(|(audio, transcript)| ContentPart::InputAudio { audio, transcript });
             match d {
                 Dialect::Ga => prop_oneof![

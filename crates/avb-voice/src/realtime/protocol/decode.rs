@@ -14,7 +14,7 @@ use super::config::{
 use super::dialect::Dialect;
 use super::error::{ProtocolError, ProtocolErrorCode, describe};
 use super::event::{ClientEvent, ClientEventKind, ItemPosition, ROOT_ITEM_ID};
-use super::item::{ContentPart, ImageDetail, ItemInput, ItemKind, ItemStatus, Role};
+use super::item::{AudioBytes, ContentPart, ImageDetail, ItemInput, ItemKind, ItemStatus, Role};
 use super::response::{
     ConversationMode, METADATA_MAX_KEY_CHARS, METADATA_MAX_PAIRS, METADATA_MAX_VALUE_CHARS, Metadata,
     ResponseInput, ResponseParams,
@@ -713,11 +713,11 @@ fn content_part(dialect: Dialect, role: Role, mut p: Fields) -> Result<ContentPa
             text: p.string("text")?.unwrap_or_default(),
         },
         "input_audio" => ContentPart::InputAudio {
-            audio: p.base64("audio")?,
+            audio: p.audio("audio")?,
             transcript: p.string("transcript")?,
         },
         "output_audio" | "audio" => ContentPart::Audio {
-            audio: p.base64("audio")?,
+            audio: p.audio("audio")?,
             transcript: p.string("transcript")?,
         },
         "input_image" => ContentPart::InputImage {
@@ -897,12 +897,10 @@ impl Fields {
             .ok_or_else(|| ProtocolError::missing(self.path_of(key)))
     }
 
-    /// A base64 string, checked but kept encoded.
-    fn base64(&mut self, key: &str) -> Result<Option<String>> {
+    /// Base64 audio, decoded.
+    fn audio(&mut self, key: &str) -> Result<Option<AudioBytes>> {
         self.with(key, |value, path| {
-            let encoded = string(value, path)?;
-            decode_base64(&encoded, path)?;
-            Ok(encoded)
+            Ok(AudioBytes::from(decode_base64(&string(value, path)?, path)?))
         })
     }
 

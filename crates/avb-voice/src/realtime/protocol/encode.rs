@@ -11,7 +11,7 @@ use super::dialect::Dialect;
 use super::error::ErrorObject;
 use super::event::{ClientEvent, ClientEventKind, OutputRef, PartRef, ServerEvent, SessionObject};
 use super::ids::IdKind;
-use super::item::{ContentPart, Item, ItemInput, ItemKind};
+use super::item::{AudioBytes, ContentPart, Item, ItemInput, ItemKind};
 use super::response::{
     ConversationMode, LogProb, Metadata, RateLimit, Response, ResponseInput, ResponseParams,
     TranscriptionUsage, Usage,
@@ -707,10 +707,10 @@ fn part_value(dialect: Dialect, part: &ContentPart) -> Value {
     }
 }
 
-fn audio_part(kind: &str, audio: Option<&String>, transcript: Option<&String>) -> Value {
+fn audio_part(kind: &str, audio: Option<&AudioBytes>, transcript: Option<&String>) -> Value {
     let mut m = Map::new();
     m.insert("type".into(), json!(kind));
-    put_opt(&mut m, "audio", audio);
+    put_opt(&mut m, "audio", audio.map(AudioBytes::to_base64).as_ref());
     m.insert("transcript".into(), json!(transcript));
     Value::Object(m)
 }
@@ -722,7 +722,11 @@ fn event_part_value(dialect: Dialect, part: &ContentPart) -> Value {
         ContentPart::Audio { audio, transcript } => {
             let mut m = Map::new();
             m.insert("type".into(), json!("audio"));
-            put_opt(&mut m, "audio", audio.as_ref());
+            put_opt(
+                &mut m,
+                "audio",
+                audio.as_ref().map(AudioBytes::to_base64).as_ref(),
+            );
             m.insert(
                 "transcript".into(),
                 json!(transcript.as_deref().unwrap_or_default()),

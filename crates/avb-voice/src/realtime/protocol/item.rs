@@ -66,7 +66,58 @@ impl ImageDetail {
     }
 }
 
-/// One content part of a message. Audio stays base64 as on the wire: the engine decodes it when it needs samples.
+/// Audio held by a content part, in the session's input or output format.
+///
+/// Kept as raw bytes and shared: a committed turn is base64-encoded only when someone asks for it
+/// (`conversation.item.retrieve`), not on every commit (that encoding was 2–3 % of the server's CPU with a
+/// thousand streaming sessions, and base64 text is a third larger than the audio it carries), and cloning an
+/// item does not copy its audio.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AudioBytes(std::sync::Arc<[u8]>);
+
+impl AudioBytes {
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The bytes as standard, padded base64 (the wire form).
+    pub fn to_base64(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(&self.0)
+    }
+}
+
+impl From<Vec<u8>> for AudioBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(bytes.into())
+    }
+}
+
+impl From<&[u8]> for AudioBytes {
+    fn from(bytes: &[u8]) -> Self {
+        Self(bytes.into())
+    }
+}
+
+impl std::fmt::Debug for AudioBytes {
+    // Seconds of audio would flood a log line; the length says what matters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AudioBytes({} bytes)", self.0.len())
+    }
+}
+
+/// One content part of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContentPart {
     /// User or system text (`input_text`).
@@ -76,8 +127,8 @@ pub enum ContentPart {
     },
     /// User audio (`input_audio`).
     InputAudio {
-        /// Base64 audio in the session's input format; `None` once omitted.
-        audio: Option<String>,
+        /// Audio in the session's input format; `None` once omitted.
+        audio: Option<AudioBytes>,
         /// The transcript, once known.
         transcript: Option<String>,
     },
@@ -95,8 +146,8 @@ pub enum ContentPart {
     },
     /// Assistant audio (beta `audio`, GA `output_audio`).
     Audio {
-        /// Base64 audio in the output format; `None` once omitted (item `done` events, retrieval without audio).
-        audio: Option<String>,
+        /// Audio in the output format; `None` once omitted (item `done` events, retrieval without audio).
+        audio: Option<AudioBytes>,
         /// The transcript of what was (or, after truncation, was heard to be) said.
         transcript: Option<String>,
     },
@@ -234,7 +285,7 @@ mod tests {
             "item_1",
             Role::Assistant,
             vec![ContentPart::Audio {
-                audio: Some("AAAA".into()),
+                audio: Some(AudioBytes::from(vec![0u8, 0, 0])),
                 transcript: Some("hi".into()),
             }],
         );

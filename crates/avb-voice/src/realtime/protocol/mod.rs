@@ -43,7 +43,7 @@ pub use event::{
     client_event_types,
 };
 pub use ids::IdKind;
-pub use item::{ContentPart, ImageDetail, Item, ItemInput, ItemKind, ItemStatus, Role};
+pub use item::{AudioBytes, ContentPart, ImageDetail, Item, ItemInput, ItemKind, ItemStatus, Role};
 pub use response::{
     CachedTokenDetails, ConversationMode, InputTokenDetails, LogProb, METADATA_MAX_KEY_CHARS,
     METADATA_MAX_PAIRS, METADATA_MAX_VALUE_CHARS, Metadata, OutputTokenDetails, RateLimit, RateLimitName,
