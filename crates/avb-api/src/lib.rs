@@ -7,6 +7,7 @@
 //! both serve the identical API.
 #![deny(missing_docs)]
 
+mod admission;
 pub mod app;
 pub mod dto;
 pub mod error;

@@ -1,18 +1,17 @@
 //! The request pipeline (spec §2.2), in one framework-free function so both HTTP adapters behave identically:
 //! request id → CORS → route → body limit → authentication → tenant → rate limit → access rule → handler (with a
-//! deadline) → error envelope → security headers, metrics and one log line.
+//! deadline) → error envelope → security headers, metrics and one log line. Authentication, tenant and rate limit
+//! are [admission](crate::admission), which the WebSocket endpoints share.
 
+use crate::admission::{Admitted, Caller, Policy, Seen};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse, HeaderText, Headers, Method};
 use crate::input::{Input, ReplyBody};
 use crate::routes::{Access, RATE_LIMIT_EXEMPT, Route};
-use avb_auth::credentials::{self, Credential, CredentialSources};
+use avb_auth::credentials::CredentialSources;
 use avb_core::rate_limit::{RateLimitDecision, RateLimitPolicy};
-use avb_core::{
-    ClientInfo, Ctx, ErrorCode, IdGen, Principal, RateLimitTier, RequestId, Role, TenantId, UserId,
-};
-use avb_tenancy::resolve::ResolveInput;
+use avb_core::{Ctx, ErrorCode, IdGen, Principal, RateLimitTier, RequestId, Role};
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -126,9 +125,8 @@ impl RouteIndex {
 struct Outcome {
     response: ApiResponse,
     endpoint: &'static str,
-    rate: Option<RateLimitDecision>,
-    tenant: Option<TenantId>,
-    user: Option<UserId>,
+    /// Rate-limit decision, tenant and user, as far as admission got.
+    seen: Seen,
     cause: Option<String>,
     /// `Allow` for a `method_not_allowed` answer.
     allow: Option<String>,
@@ -160,10 +158,7 @@ impl App {
             oversized,
             peer,
         } = req;
-        let request_id = headers
-            .get("x-request-id")
-            .and_then(RequestId::from_client)
-            .unwrap_or_else(|| new_request_id(inner.ids.as_ref()));
+        let request_id = request_id_for(&headers, inner.ids.as_ref());
         let origin = headers.get("origin");
 
         let mut outcome =
@@ -171,9 +166,7 @@ impl App {
                 Outcome {
                     response: self.preflight(origin),
                     endpoint: "cors_preflight",
-                    rate: None,
-                    tenant: None,
-                    user: None,
+                    seen: Seen::default(),
                     cause: None,
                     allow: None,
                 }
@@ -195,7 +188,7 @@ impl App {
         for (name, value) in SECURITY_HEADERS {
             response.insert_header(name, *value);
         }
-        if let Some(rate) = outcome.rate {
+        if let Some(rate) = outcome.seen.rate {
             response.insert_header("x-ratelimit-limit", decimal(rate.limit));
             response.insert_header("x-ratelimit-remaining", decimal(rate.remaining));
             // Spec §10.2: the reset is a Unix time (seconds), rounded up so clients never retry early.
@@ -223,8 +216,8 @@ impl App {
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         // Ids as text on the stack: the log line must not cost an allocation per request.
         let (mut tenant_text, mut user_text) = (Uuid::encode_buffer(), Uuid::encode_buffer());
-        let tenant = uuid_text(outcome.tenant.map(|t| t.as_uuid()), &mut tenant_text);
-        let user = uuid_text(outcome.user.map(|u| u.as_uuid()), &mut user_text);
+        let tenant = uuid_text(outcome.seen.tenant.map(|t| t.as_uuid()), &mut tenant_text);
+        let user = uuid_text(outcome.seen.user.map(|u| u.as_uuid()), &mut user_text);
         if status >= 500 {
             let cause = outcome.cause.as_deref().unwrap_or("");
             tracing::error!(request_id = %request_id, method = method.as_str(), path = %path, status, duration_ms, tenant, user, cause, "request_completed");
@@ -245,9 +238,7 @@ impl App {
                 body: Vec::new(),
             },
             endpoint: "unmatched",
-            rate: None,
-            tenant: None,
-            user: None,
+            seen: Seen::default(),
             cause: None,
             allow: None,
         };
@@ -286,80 +277,15 @@ impl App {
             return Err(ApiError::new(ErrorCode::PayloadTooLarge)
                 .details(serde_json::json!({ "max_bytes": inner.config.max_body_bytes })));
         }
-        let ip = client_ip(req.headers, req.peer, inner.config.trust_forwarded_for);
-        let client = ClientInfo {
-            ip,
-            user_agent: req
-                .headers
-                .get("user-agent")
-                .map(|ua| ua.chars().take(500).collect()),
-        };
-        let base = Ctx::new(request_id.clone(), Principal::Anonymous)
-            .with_client(client.clone())
-            .with_timeout(inner.config.request_timeout);
-
-        // Authentication: a bad credential is an error (after counting it against the caller's IP, so guessing
-        // keys is rate limited too), never anonymous.
         let sources = CredentialSources {
             authorization: req.headers.get("authorization"),
             x_api_key: req.headers.get("x-api-key"),
             ..Default::default()
         };
-        let authenticated = match credentials::extract(&sources) {
-            Ok(Some(Credential::ClientSecret(_))) => Err(avb_auth::Error::AuthenticationFailed(
-                "client secrets are only accepted by the realtime endpoints".into(),
-            )),
-            Ok(credential) => inner.authenticator.authenticate(&base, credential.as_ref()).await,
-            Err(err) => Err(err),
-        };
-        let principal = match authenticated {
-            Ok(a) => a.principal,
-            Err(err) => {
-                if !exempt(req.path) {
-                    let key = KeyText::format(format_args!("ip:{}", IpKey(ip)));
-                    if let Ok(decision) = inner
-                        .rate_limiter
-                        .check(&base, key.as_str(), inner.config.rate_limits.anonymous)
-                        .await
-                    {
-                        outcome.rate = Some(decision);
-                        if !decision.allowed {
-                            return Err(rate_limited(decision));
-                        }
-                    }
-                }
-                return Err(err.into());
-            }
-        };
-        outcome.user = principal.user_id();
-
-        // Tenant resolution (spec §5.2).
-        let tenant = inner
-            .resolver
-            .resolve_shared(ResolveInput {
-                path: req.path,
-                principal: &principal,
-                header_tenant: req.headers.get("x-tenant-id"),
-                host: req.headers.get("host"),
-            })
+        let caller = Caller::new(req.path, req.headers, req.peer, sources);
+        let Admitted { ctx, tenant, .. } = self
+            .admit(request_id, &caller, &Policy::REST, &mut outcome.seen)
             .await?;
-        outcome.tenant = tenant.as_ref().map(|t| t.id);
-        let ctx = Ctx::new(request_id.clone(), principal)
-            .with_client(client)
-            .with_deadline(base.deadline())
-            .with_tenant(tenant.as_ref().map(|t| t.id));
-
-        // Rate limiting (spec §10.2): by API key, user or IP, with the caller's tier.
-        if !exempt(req.path)
-            && let Some((key, policy)) = rate_limit_key(&ctx, ip, &inner.config.rate_limits)
-        {
-            let decision = inner.rate_limiter.check(&ctx, key.as_str(), policy).await?;
-            outcome.rate = Some(decision);
-            if !decision.allowed {
-                return Err(rate_limited(decision));
-            }
-        }
-
         check_access(route.access, &ctx)?;
 
         let input = Input {
@@ -442,12 +368,8 @@ pub(crate) fn exempt(path: &str) -> bool {
     })
 }
 
-pub(crate) fn ip_key(ip: Option<IpAddr>) -> String {
-    IpKey(ip).to_string()
-}
-
 /// The address part of an `ip:…` rate-limit key: the address, or `unknown`.
-struct IpKey(Option<IpAddr>);
+pub(crate) struct IpKey(pub(crate) Option<IpAddr>);
 
 impl std::fmt::Display for IpKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -468,7 +390,7 @@ pub(crate) fn rate_key(
 }
 
 /// [`rate_key`] with the key formatted on the stack.
-fn rate_limit_key(
+pub(crate) fn rate_limit_key(
     ctx: &Ctx,
     ip: Option<IpAddr>,
     limits: &crate::app::RateLimits,
@@ -505,7 +427,7 @@ fn rate_limit_key(
 const KEY_TEXT_INLINE: usize = 64;
 
 /// Short text formatted on the stack (rate-limit keys), or on the heap when it does not fit.
-enum KeyText {
+pub(crate) enum KeyText {
     Inline {
         bytes: [u8; KEY_TEXT_INLINE],
         len: usize,
@@ -514,7 +436,7 @@ enum KeyText {
 }
 
 impl KeyText {
-    fn format(args: std::fmt::Arguments<'_>) -> Self {
+    pub(crate) fn format(args: std::fmt::Arguments<'_>) -> Self {
         let mut text = KeyText::Inline {
             bytes: [0; KEY_TEXT_INLINE],
             len: 0,
@@ -525,7 +447,7 @@ impl KeyText {
         text
     }
 
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             // Only whole `&str`s are ever copied in, so the prefix is UTF-8.
             KeyText::Inline { bytes, len } => bytes
@@ -552,6 +474,16 @@ impl std::fmt::Write for KeyText {
             KeyText::Heap(text) => text.write_str(s),
         }
     }
+}
+
+/// The id a request is logged and answered under: the client's `X-Request-ID` when it is a usable one (so a
+/// caller can follow its request through our logs), else a fresh one. Shared by the REST pipeline and both
+/// WebSocket protocols.
+pub(crate) fn request_id_for(headers: &Headers, ids: &dyn IdGen) -> RequestId {
+    headers
+        .get("x-request-id")
+        .and_then(RequestId::from_client)
+        .unwrap_or_else(|| new_request_id(ids))
 }
 
 /// A fresh request id: the id generator's UUID as `RequestId::generate` writes it (hyphenated, lower case),
@@ -663,9 +595,9 @@ mod tests {
         for ip in [None, Some("10.1.2.3".parse().unwrap()), Some(v6)] {
             let key = KeyText::format(format_args!("ip:{}", IpKey(ip)));
             assert!(matches!(key, KeyText::Inline { .. }));
-            assert_eq!(key.as_str(), format!("ip:{}", ip_key(ip)));
+            assert_eq!(key.as_str(), format!("ip:{}", IpKey(ip)));
         }
-        assert_eq!(ip_key(None), "unknown");
+        assert_eq!(IpKey(None).to_string(), "unknown");
         let long = "x".repeat(KEY_TEXT_INLINE + 1);
         let key = KeyText::format(format_args!("user:{long}"));
         assert!(matches!(key, KeyText::Heap(_)));

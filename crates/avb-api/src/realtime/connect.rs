@@ -1,17 +1,17 @@
 //! Before the upgrade: who is calling, for which tenant, may they open a session, and the session record.
 
 use super::connection::RealtimeConnection;
-use super::{no_speech, openai_error_body};
+use super::{no_speech, openai_error_body, upgrade_query};
+use crate::admission::{Admitted, Caller, Policy, Seen};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{ApiResponse, Headers};
 use crate::permissions::{self, GraphChange};
-use crate::pipeline::{SECURITY_HEADERS, ip_key, rate_key, rate_limited};
+use crate::pipeline::{SECURITY_HEADERS, request_id_for};
 use avb_auth::authorizer::guard::{self, GuardedResource};
-use avb_auth::credentials::{self, CredentialSources};
+use avb_auth::credentials::CredentialSources;
 use avb_auth::ephemeral::ClientSecretGrant;
-use avb_core::{ApiKeyScope, ClientInfo, Ctx, ErrorCode, Principal, RequestId};
-use avb_tenancy::resolve::ResolveInput;
+use avb_core::{ApiKeyScope, Ctx, ErrorCode, Principal, RequestId};
 use avb_tenancy::session::CreateSessionRequest;
 use avb_voice::realtime::protocol::{
     Dialect, Handshake, SessionConfig, SessionKind, UpdateLocks, decode_session,
@@ -64,11 +64,7 @@ impl App {
     /// send instead of `101` (OpenAI-style error body, `x-request-id`, security headers, `retry-after` on 429).
     pub async fn realtime_accept(&self, req: RealtimeRequest) -> Result<RealtimeAccept, ApiResponse> {
         let inner = self.inner();
-        let request_id = req
-            .headers
-            .get("x-request-id")
-            .and_then(RequestId::from_client)
-            .unwrap_or_else(|| RequestId::generate(inner.ids.as_ref()));
+        let request_id = request_id_for(&req.headers, inner.ids.as_ref());
         match self.accept_inner(&req, &request_id).await {
             Ok(connection) => {
                 let protocols: Vec<&str> = header_values(&req.headers, "sec-websocket-protocol");
@@ -117,22 +113,8 @@ impl App {
             header_values(&req.headers, "sec-websocket-protocol"),
         );
         let dialect = handshake.dialect();
-        let query: ConnectQuery = serde_urlencoded::from_str(&req.query).map_err(|e| {
-            ApiError::with_message(ErrorCode::ValidationError, format!("invalid query string: {e}"))
-        })?;
-        let client = ClientInfo {
-            ip: crate::pipeline::client_ip(&req.headers, req.peer, inner.config.trust_forwarded_for),
-            user_agent: req
-                .headers
-                .get("user-agent")
-                .map(|ua| ua.chars().take(500).collect()),
-        };
-        let base = Ctx::new(request_id.clone(), Principal::Anonymous)
-            .with_client(client.clone())
-            .with_timeout(inner.config.request_timeout);
-
-        // Credentials: a realtime client must present one; a bad one is counted against the IP like on REST.
-        let protocols = req.headers.get("sec-websocket-protocol");
+        let query: ConnectQuery = upgrade_query(&req.query)?;
+        // Credentials: a realtime client must present one, from wherever the OpenAI SDKs put it.
         let sources = CredentialSources {
             authorization: req.headers.get("authorization"),
             x_api_key: req
@@ -141,62 +123,16 @@ impl App {
                 .or_else(|| req.headers.get("api-key")),
             query_token: query.token.as_deref(),
             query_api_key: query.api_key.as_deref(),
-            websocket_protocols: protocols,
+            websocket_protocols: req.headers.get("sec-websocket-protocol"),
         };
-        let authenticated = match credentials::extract(&sources) {
-            Ok(Some(credential)) => inner.authenticator.authenticate(&base, Some(&credential)).await,
-            Ok(None) => Err(avb_auth::Error::AuthenticationFailed(
-                "a realtime connection needs an API key or client secret (Authorization: Bearer …)".into(),
-            )),
-            Err(err) => Err(err),
-        };
-        let authenticated = match authenticated {
-            Ok(a) => a,
-            Err(err) => {
-                let key = format!("ip:{}", ip_key(client.ip));
-                if let Ok(decision) = inner
-                    .rate_limiter
-                    .check(&base, &key, inner.config.rate_limits.anonymous)
-                    .await
-                    && !decision.allowed
-                {
-                    return Err(rate_limited(decision));
-                }
-                return Err(err.into());
-            }
-        };
-        let principal = authenticated.principal;
-        let grant = authenticated.client_secret;
-
-        let tenant = inner
-            .resolver
-            .resolve(ResolveInput {
-                path: &req.path,
-                principal: &principal,
-                header_tenant: req.headers.get("x-tenant-id"),
-                host: req.headers.get("host"),
-            })
-            .await?
-            .ok_or_else(|| ApiError::new(ErrorCode::TenantRequired))?;
-        if let Some(grant) = &grant
-            && grant.tenant_id != tenant.id
-        {
-            return Err(ApiError::with_message(
-                ErrorCode::PermissionDenied,
-                "this client secret belongs to another tenant",
-            ));
-        }
-        let ctx = Ctx::new(request_id.clone(), principal)
-            .with_client(client.clone())
-            .with_deadline(base.deadline())
-            .with_tenant(Some(tenant.id));
-
-        if let Some((key, policy)) = rate_key(&ctx, client.ip, &inner.config.rate_limits) {
-            let decision = inner.rate_limiter.check(&ctx, &key, policy).await?;
-            if !decision.allowed {
-                return Err(rate_limited(decision));
-            }
-        }
+        let caller = Caller::new(&req.path, &req.headers, req.peer, sources);
+        let Admitted {
+            ctx,
+            client_secret: grant,
+            ..
+        } = self
+            .admit(request_id, &caller, &Policy::REALTIME, &mut Seen::default())
+            .await?;
         require_realtime_access(self, &ctx).await?;
 
         let kind = match query.intent.as_deref() {
@@ -208,7 +144,7 @@ impl App {
             .filter(|m| !m.trim().is_empty())
             .map(|m| m.chars().take(200).collect::<String>())
             .unwrap_or_else(|| inner.config.realtime.default_model.clone());
-        let config = effective_config(kind, &model, grant.as_ref())?;
+        let config = effective_config(kind, &model, grant.as_deref())?;
 
         let record = inner
             .sessions
@@ -243,9 +179,7 @@ impl App {
         .await;
         // The session lives far longer than a request: its context has no deadline (each storage call gets
         // its own, see `RealtimeConnection`).
-        let session_ctx = Ctx::new(request_id.clone(), ctx.principal().clone())
-            .with_client(client)
-            .with_tenant(Some(tenant.id));
+        let session_ctx = ctx.clone().with_deadline(None);
         Ok(RealtimeConnection::new(
             self.clone(),
             session_ctx,

@@ -95,6 +95,13 @@ pub(crate) fn no_speech() -> ApiError {
     )
 }
 
+/// The query string of a WebSocket upgrade (here and on `/ws/v2`) as `T`; a malformed one is `validation_error`,
+/// worded alike on both protocols.
+pub(crate) fn upgrade_query<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::with_message(ErrorCode::ValidationError, format!("invalid query string: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,18 +5,18 @@ use super::session::{SessionConsumer, ga_session};
 use super::stt::SttConsumer;
 use super::tts::TtsConsumer;
 use super::{Route, State, WsV2Connection};
+use crate::admission::{Admitted, Caller, Policy, Seen};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{ApiResponse, Headers};
-use crate::pipeline::{SECURITY_HEADERS, ip_key, rate_key, rate_limited};
+use crate::pipeline::{SECURITY_HEADERS, request_id_for};
 use crate::realtime::connect::require_realtime_access;
-use crate::realtime::{RealtimeConnection, no_speech};
+use crate::realtime::{RealtimeConnection, no_speech, upgrade_query};
 use avb_auth::authorizer::guard;
-use avb_auth::credentials::{self, Credential, CredentialSources};
+use avb_auth::credentials::CredentialSources;
 use avb_core::events::Group;
-use avb_core::{ApiKeyScope, ClientInfo, Ctx, ErrorCode, Principal, RequestId, SessionId};
+use avb_core::{ApiKeyScope, Ctx, ErrorCode, Principal, RequestId, SessionId};
 use avb_tenancy::model::{Session, SessionStatus};
-use avb_tenancy::resolve::ResolveInput;
 use avb_voice::realtime::protocol::{Dialect, SessionConfig, SessionKind, UpdateLocks, decode_session};
 use std::net::IpAddr;
 
@@ -57,11 +57,7 @@ impl App {
     /// sees the close code.
     pub async fn ws_v2_accept(&self, req: WsV2Request) -> Result<WsV2Accept, ApiResponse> {
         let inner = self.inner();
-        let request_id = req
-            .headers
-            .get("x-request-id")
-            .and_then(RequestId::from_client)
-            .unwrap_or_else(|| RequestId::generate(inner.ids.as_ref()));
+        let request_id = request_id_for(&req.headers, inner.ids.as_ref());
         let Some(route) = Route::parse(&req.path) else {
             let err = ApiError::with_message(ErrorCode::NotFound, "no WebSocket endpoint at this path");
             inner.metrics.http_request("GET", "ws_v2_connect", 404, 0.0);
@@ -109,21 +105,8 @@ impl App {
         route: Route,
     ) -> Result<State, ApiError> {
         let inner = self.inner();
-        let query: ConnectQuery = serde_urlencoded::from_str(&req.query).map_err(|e| {
-            ApiError::with_message(ErrorCode::ValidationError, format!("invalid query string: {e}"))
-        })?;
-        let client = ClientInfo {
-            ip: crate::pipeline::client_ip(&req.headers, req.peer, inner.config.trust_forwarded_for),
-            user_agent: req
-                .headers
-                .get("user-agent")
-                .map(|ua| ua.chars().take(500).collect()),
-        };
-        let base = Ctx::new(request_id.clone(), Principal::Anonymous)
-            .with_client(client.clone())
-            .with_timeout(inner.config.request_timeout);
-
-        // Credentials (4001): one is required; a bad one counts against the IP, as on REST.
+        let query: ConnectQuery = upgrade_query(&req.query)?;
+        // Credentials (4001), tenant (4002) and rate limit (4029).
         let sources = CredentialSources {
             authorization: req.headers.get("authorization"),
             x_api_key: req.headers.get("x-api-key"),
@@ -131,66 +114,22 @@ impl App {
             query_api_key: query.api_key.as_deref(),
             websocket_protocols: None,
         };
-        let authenticated = match credentials::extract(&sources) {
-            Ok(Some(Credential::ClientSecret(_))) => Err(avb_auth::Error::AuthenticationFailed(
-                "client secrets are only accepted by /v1/realtime".into(),
-            )),
-            Ok(Some(credential)) => inner.authenticator.authenticate(&base, Some(&credential)).await,
-            Ok(None) => Err(avb_auth::Error::AuthenticationFailed(
-                "a /ws/v2 connection needs ?token=<JWT>, ?api_key=<key> or an Authorization header".into(),
-            )),
-            Err(err) => Err(err),
-        };
-        let principal = match authenticated {
-            Ok(authenticated) => authenticated.principal,
-            Err(err) => {
-                let key = format!("ip:{}", ip_key(client.ip));
-                if let Ok(decision) = inner
-                    .rate_limiter
-                    .check(&base, &key, inner.config.rate_limits.anonymous)
-                    .await
-                    && !decision.allowed
-                {
-                    return Err(rate_limited(decision));
-                }
-                return Err(err.into());
-            }
-        };
-
-        // Tenant (4002).
-        let tenant = inner
-            .resolver
-            .resolve(ResolveInput {
-                path: &req.path,
-                principal: &principal,
-                header_tenant: req.headers.get("x-tenant-id"),
-                host: req.headers.get("host"),
-            })
-            .await?
-            .ok_or_else(|| ApiError::new(ErrorCode::TenantRequired))?;
-        let ctx = Ctx::new(request_id.clone(), principal)
-            .with_client(client.clone())
-            .with_deadline(base.deadline())
-            .with_tenant(Some(tenant.id));
-        if let Some((key, policy)) = rate_key(&ctx, client.ip, &inner.config.rate_limits) {
-            let decision = inner.rate_limiter.check(&ctx, &key, policy).await?;
-            if !decision.allowed {
-                return Err(rate_limited(decision));
-            }
-        }
+        let caller = Caller::new(&req.path, &req.headers, req.peer, sources);
+        let Admitted { ctx, .. } = self
+            .admit(request_id, &caller, &Policy::WS_V2, &mut Seen::default())
+            .await?;
         // A connection lives far longer than a request: its own context has no deadline (each storage or engine
         // call sets its own).
-        let long_ctx = Ctx::new(request_id.clone(), ctx.principal().clone())
-            .with_client(client)
-            .with_tenant(Some(tenant.id));
+        let long_ctx = ctx.clone().with_deadline(None);
 
         match route {
             Route::Events => {
                 crate::ops::require_tenant_permission(self, &ctx, "view").await?;
-                let mut groups = vec![Group::Tenant { tenant: tenant.id }];
+                let tenant = ctx.require_tenant()?;
+                let mut groups = vec![Group::Tenant { tenant }];
                 if let Principal::User(user) = ctx.principal() {
                     groups.push(Group::User {
-                        tenant: tenant.id,
+                        tenant,
                         user: user.user_id,
                     });
                 }
