@@ -198,7 +198,7 @@ impl RealtimeConnection {
         // Client frames are read by the engine's own task (no forwarding task, no second channel per frame).
         let inbound = Inbound {
             incoming,
-            terminated: Box::pin(terminated(watch)),
+            terminated: Box::pin(watch_termination(watch)),
             expiry: Box::pin(tokio::time::sleep(settings.max_duration)),
             idle_timer: Box::pin(tokio::time::sleep(settings.idle_timeout)),
             idle: settings.idle_timeout,
@@ -405,9 +405,7 @@ async fn announce(app: &App, ctx: &Ctx, record: &Session, kind: &str, extra: ser
 /// out (no frame for the idle timeout), reaches its maximum duration, or an operator terminates it.
 struct Inbound<S> {
     incoming: S,
-    /// Resolves when an operator terminates the session. Created once and kept: a fresh wait per frame would
-    /// subscribe to and unsubscribe from the event bus fifty times a second (3 % of the server's CPU with a
-    /// thousand streaming sessions).
+    /// Resolves when an operator terminates the session (see [`watch_termination`]).
     terminated: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     /// One timer each for the whole session, re-armed per frame (not two new ones per 20 ms frame).
     expiry: Pin<Box<Sleep>>,
@@ -460,12 +458,40 @@ impl<S: FrameSource> ClientSource for Inbound<S> {
     }
 }
 
-/// Resolves when the watched session group says the session was terminated (never without a subscription, or
-/// once the subscription has ended).
-async fn terminated(watch: Option<Box<dyn Subscription>>) {
-    let Some(mut sub) = watch else {
-        return std::future::pending().await;
-    };
+/// Resolves when an operator terminates the session; never if there is no subscription.
+///
+/// The subscription is read by a task of its own that fires a oneshot: the session polls its input on every
+/// 20 ms frame, and polling a subscription directly each time (a set of bus streams) was 3–4 % of the server's
+/// CPU with a thousand streaming sessions, where polling a pending oneshot is a flag check. The task ends with
+/// the returned future.
+fn watch_termination(watch: Option<Box<dyn Subscription>>) -> impl std::future::Future<Output = ()> + Send {
+    let (fired, fire) = tokio::sync::oneshot::channel::<()>();
+    let watcher = watch.map(|sub| {
+        AbortOnDrop(tokio::spawn(async move {
+            terminated(sub).await;
+            let _ = fired.send(());
+        }))
+    });
+    async move {
+        let _watcher = watcher;
+        // `Err`: the watcher is gone without firing (no subscription): wait forever.
+        if fire.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Aborts the task when dropped (the session's termination watcher must not outlive the session).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Resolves when the session group says the session was terminated (never once the subscription has ended).
+async fn terminated(mut sub: Box<dyn Subscription>) {
     while let Some(delivery) = sub.next().await {
         if matches!(&delivery, Delivery::Event { event, .. } if event.kind == SESSION_TERMINATED_EVENT) {
             return;
