@@ -9,6 +9,7 @@ use crate::audio::timing::{SampleClock, ms_to_samples, rescale_samples, samples_
 use crate::audio::{Resampler, check_sample_rate};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::fmt;
 
 /// A frame-by-frame speech detector.
@@ -266,8 +267,9 @@ pub struct TurnDetector {
     low_run: u32,
     /// The previous push was all quiet (so the resampler holds back only quiet audio).
     last_push_quiet: bool,
-    /// The last skipped quiet frames (up to [`QUIET_WARMUP_FRAMES`]), oldest first, replayed before a sound.
-    skipped: Vec<i16>,
+    /// The last skipped quiet frames (up to [`QUIET_WARMUP_FRAMES`]), oldest first, replayed before a sound. A
+    /// ring: dropping the oldest frame of a `Vec` moved the other fifteen on every skipped frame.
+    skipped: VecDeque<i16>,
 }
 
 impl TurnDetector {
@@ -305,7 +307,7 @@ impl TurnDetector {
             quiet_peak: Some(QUIET_PEAK),
             low_run: 0,
             last_push_quiet: false,
-            skipped: Vec::new(),
+            skipped: VecDeque::new(),
         })
     }
 
@@ -436,13 +438,15 @@ impl TurnDetector {
                     let excess = self.skipped.len() - keep;
                     self.skipped.drain(..excess);
                 }
-                self.skipped.extend_from_slice(frame);
+                self.skipped.extend(frame);
                 return Ok(0.0);
             }
-            for warm in self.skipped.chunks_exact(frame.len()) {
-                self.vad.speech_probability(warm)?;
+            if !self.skipped.is_empty() {
+                for warm in self.skipped.make_contiguous().chunks_exact(frame.len()) {
+                    self.vad.speech_probability(warm)?;
+                }
+                self.skipped.clear();
             }
-            self.skipped.clear();
         }
         let probability = self.vad.speech_probability(frame)?;
         self.low_run = if probability < self.config.threshold / 2.0 {

@@ -254,6 +254,9 @@ pub struct RealtimeSession {
     output_lead: Duration,
 }
 
+/// Most input-buffer capacity carried over from one turn to the next (10 s of 24 kHz pcm16).
+const RETAINED_INPUT_CAPACITY: usize = 480_000;
+
 /// How far a response's audio may run ahead of real time by default ([`RealtimeSession::with_output_lead`]):
 /// enough for a client's jitter buffer, short enough that a barge-in's `speech_started` and the cancelled
 /// `response.done` are not queued behind seconds of audio in the socket.
@@ -763,7 +766,11 @@ impl RealtimeSession {
         })
         .await;
         let cut = self.byte_offset(audio_end_ms).min(self.input_audio.len());
-        let rest = self.input_audio.split_off(cut);
+        // The rest starts with the capacity the buffer grew to (up to a limit), so the next turn does not grow
+        // it again by doubling and copying.
+        let mut rest = Vec::with_capacity(self.input_audio.capacity().min(RETAINED_INPUT_CAPACITY));
+        rest.extend_from_slice(self.input_audio.get(cut..).unwrap_or_default());
+        self.input_audio.truncate(cut);
         let bytes = std::mem::replace(&mut self.input_audio, rest);
         self.buffer_start_ms = audio_end_ms.max(self.buffer_start_ms);
         let committed = self.commit_bytes(bytes, item_id, None).await;
