@@ -209,7 +209,10 @@ where
 {
     let (mut sink, stream) = socket.split();
     let (to_socket, mut from_session) = mpsc::channel::<String>(buffer.max(1));
-    let writer = async move {
+    // The writer is a task of its own: joined with `run`, its empty channel would be polled again every time
+    // the connection's task wakes for a client frame (fifty times a second per streaming session), while it
+    // has something to write only a few times a second. It ends when the connection drops its sender.
+    let writer = tokio::spawn(async move {
         while let Some(frame) = from_session.recv().await {
             if sink.feed(Message::Text(frame.into())).await.is_err() {
                 return None;
@@ -225,9 +228,9 @@ where
             }
         }
         Some(sink)
-    };
-    let (close, sink) = tokio::join!(run(SocketFrames(stream), to_socket), writer);
-    if let Some(mut sink) = sink {
+    });
+    let close = run(SocketFrames(stream), to_socket).await;
+    if let Ok(Some(mut sink)) = writer.await {
         let frame = CloseFrame {
             code: close.code,
             reason: close.reason.into(),
