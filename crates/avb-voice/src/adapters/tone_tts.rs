@@ -185,26 +185,46 @@ impl ToneStream {
     }
 
     fn render(&self, from: u64, to: u64) -> Vec<i16> {
-        (from..to)
-            .map(|n| {
-                let sounds = usize::try_from(n / self.per_char)
-                    .ok()
-                    .and_then(|c| self.chars.get(c))
-                    .is_some_and(|(_, sounds)| *sounds);
-                if sounds {
-                    let rate = self.config.sample_rate();
-                    match &self.table {
-                        Some(table) => usize::try_from(n % u64::from(rate.max(1)))
-                            .ok()
-                            .and_then(|i| table.get(i).copied())
-                            .unwrap_or(0),
-                        None => sine_at(n, rate, self.tone.tone_hz, self.tone.amplitude),
+        // One character's span at a time, so the per-sample work is a copy or a fill (a division per sample to
+        // find its character and table position was most of a load run's synthesis cost).
+        let mut out = Vec::with_capacity(usize::try_from(to.saturating_sub(from)).unwrap_or(0));
+        let per_char = self.per_char.max(1);
+        let rate = u64::from(self.config.sample_rate().max(1));
+        let mut n = from;
+        while n < to {
+            let char_end = (n / per_char + 1).saturating_mul(per_char).min(to);
+            let sounds = usize::try_from(n / per_char)
+                .ok()
+                .and_then(|c| self.chars.get(c))
+                .is_some_and(|(_, sounds)| *sounds);
+            let len = usize::try_from(char_end - n).unwrap_or(0);
+            if !sounds {
+                out.resize(out.len() + len, 0);
+            } else if let Some(table) = &self.table {
+                // The table holds one second; copy it in pieces that do not cross its end.
+                let mut at = n;
+                while at < char_end {
+                    let offset = usize::try_from(at % rate).unwrap_or(0);
+                    let piece = usize::try_from(char_end - at)
+                        .unwrap_or(0)
+                        .min(table.len().saturating_sub(offset));
+                    match table.get(offset..offset + piece) {
+                        Some(samples) if piece > 0 => out.extend_from_slice(samples),
+                        _ => {
+                            // A table shorter than a second (never built so): fall back to silence.
+                            out.resize(out.len() + usize::try_from(char_end - at).unwrap_or(0), 0);
+                            break;
+                        }
                     }
-                } else {
-                    0
+                    at += piece as u64;
                 }
-            })
-            .collect()
+            } else {
+                let rate = self.config.sample_rate();
+                out.extend((n..char_end).map(|k| sine_at(k, rate, self.tone.tone_hz, self.tone.amplitude)));
+            }
+            n = char_end;
+        }
+        out
     }
 }
 
@@ -295,6 +315,74 @@ impl TtsStream for ToneStream {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    /// The per-sample definition `render` must match: sample n belongs to character n / per_char, and a
+    /// sounding character plays the tone at n.
+    fn reference(stream: &ToneStream, from: u64, to: u64) -> Vec<i16> {
+        let rate = stream.config.sample_rate();
+        (from..to)
+            .map(|n| {
+                let sounds = stream
+                    .chars
+                    .get((n / stream.per_char) as usize)
+                    .is_some_and(|c| c.1);
+                if sounds {
+                    sine_at(n, rate, stream.tone.tone_hz, stream.tone.amplitude)
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rendering_by_character_equals_the_per_sample_definition() {
+        for tone_hz in [440.0, 440.5] {
+            let tts = ToneTts::new(ToneTtsConfig {
+                tone_hz,
+                ms_per_char: 37,
+                ..ToneTtsConfig::default()
+            });
+            let rate = 24_000;
+            let per_char = ms_to_samples(37, rate);
+            let mut stream = ToneStream {
+                table: tts.period_table(rate),
+                tone: tts.config.clone(),
+                config: TtsConfig::new("alloy", crate::audio::AudioFormat::PCM16_24K),
+                per_char,
+                chunk: 2_400,
+                text: String::new(),
+                chars: Vec::new(),
+                position: 0,
+                spoken_bytes: 0,
+                finished: true,
+                cancelled: false,
+                ready_at: None,
+                timer: Deadline::default(),
+                usage: TtsUsage::default(),
+            };
+            let text = "ab c  défg hij klm nopq rst uvw xyz 0123 456 789 ab c  défg hij klm";
+            stream.chars = text
+                .char_indices()
+                .map(|(i, c)| (i, !c.is_whitespace()))
+                .collect();
+            let end = stream.chars.len() as u64 * per_char;
+            for (from, to) in [
+                (0, end),
+                (1, 2),
+                (per_char - 1, per_char + 1),
+                (5, 24_000 + 7),
+                (23_999, 48_001),
+                (end - 3, end + 5),
+            ] {
+                assert_eq!(
+                    stream.render(from, to),
+                    reference(&stream, from, to),
+                    "{tone_hz} Hz {from}..{to}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_shared_second_is_the_tone_at_every_position() {

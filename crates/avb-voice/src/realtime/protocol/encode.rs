@@ -33,7 +33,8 @@ pub fn encode_server(dialect: Dialect, ids: &dyn IdGen, event: &ServerEvent) -> 
 /// [`encode_server`] with a given `event_id` (ignored by `input_audio_buffer.dtmf_event_received`, which has
 /// none).
 pub fn encode_server_with_id(dialect: Dialect, event_id: &str, event: &ServerEvent) -> Option<String> {
-    encode_server_value(dialect, event_id, event).map(|v| v.to_string())
+    // Straight into a byte buffer: `Value::to_string` goes through `fmt::Write`, byte run by byte run.
+    encode_server_value(dialect, event_id, event).and_then(|v| serde_json::to_string(&v).ok())
 }
 
 /// The JSON object of [`encode_server_with_id`].
