@@ -170,7 +170,8 @@ impl RealtimeConnection {
             }
         };
 
-        let (observer, recorder) = Recorder::start(app.clone(), ctx.clone(), record.id, dialect);
+        let (observer, recorder) =
+            Recorder::start(app.clone(), ctx.clone(), record.id, dialect, kind_label.clone());
         let tally = recorder.tally().clone();
         // The engine writes to the adapter's channel itself (its frames are counted by the observer): a
         // forwarding step here would be one more channel hop per frame, and one more empty channel polled

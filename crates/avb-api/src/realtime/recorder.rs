@@ -40,6 +40,8 @@ pub(crate) struct Tally {
 #[derive(Debug)]
 pub(crate) struct Observer {
     app: App,
+    /// The connection's `consumer_type` label, for the sent-message count.
+    label: [(&'static str, String); 1],
     dialect: Dialect,
     tx: mpsc::UnboundedSender<AppendEventRequest>,
     tally: Arc<Tally>,
@@ -61,7 +63,14 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// An observer for the engine and the recorder that stores what it sees for `session`.
-    pub(crate) fn start(app: App, ctx: Ctx, session: SessionId, dialect: Dialect) -> (Arc<Observer>, Self) {
+    /// `label` is the connection's `consumer_type` metric label (sent events are counted under it).
+    pub(crate) fn start(
+        app: App,
+        ctx: Ctx,
+        session: SessionId,
+        dialect: Dialect,
+        label: [(&'static str, String); 1],
+    ) -> (Arc<Observer>, Self) {
         let (tx, mut rx) = mpsc::unbounded_channel::<AppendEventRequest>();
         let tally = Arc::new(Tally::default());
         let timeout = app.inner().config.request_timeout;
@@ -82,6 +91,7 @@ impl Recorder {
         });
         let observer = Arc::new(Observer {
             app: observer_app,
+            label,
             dialect,
             tx,
             tally: tally.clone(),
@@ -122,12 +132,7 @@ impl SessionObserver for Observer {
     fn observe(&self, event: &ServerEvent) {
         let sent = self.tally.events_out.fetch_add(1, Ordering::Relaxed) + 1;
         if sent.is_multiple_of(100) {
-            super::connection::flush_count(
-                &self.app,
-                &[("consumer_type", "realtime".to_owned())],
-                "out",
-                100,
-            );
+            super::connection::flush_count(&self.app, &self.label, "out", 100);
         }
         match event {
             ServerEvent::ResponseAudioDelta { delta, .. } => {
