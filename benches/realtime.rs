@@ -11,7 +11,8 @@
 //! 10000), `AVB_BENCH_CYCLES` (speech turns per streaming session, default 5), `AVB_BENCH_PHASES` (any of
 //! `stream,barge,idle`, default all three), `AVB_BENCH_JSON` (summary path; default
 //! `$CARGO_TARGET_DIR/bench-realtime.json`, else `target/bench-realtime.json`), `AVB_BENCH_SERVER_WRAP` (a
-//! profiler command to run the server under, e.g. `heaptrack -o /tmp/ht`).
+//! profiler command to run the server under, e.g. `heaptrack -o /tmp/ht`), `AVB_BENCH_SAMPLES` (a directory:
+//! every latency and barge-in sample with its send time, one CSV per phase).
 //!
 //! # Processes
 //! The server runs in a **child process** (this binary re-executed with `--avb-serve <script>`): the server is
@@ -41,8 +42,8 @@
 //!   `t(first response.output_audio.delta of the turn's response received) − t(deciding frame sent)`, where
 //!   "sent" is when the client's WebSocket write of that frame returned (the frame is in the kernel) and
 //!   "received" is when the client's reader task got the message. It includes both loopback transits, the
-//!   server's work on the deciding frame (JSON, base64, resampling, VAD), the commit of the turn (which echoes the
-//!   turn's audio in `conversation.item.added`), transcription, response creation, first token, first speech
+//!   server's work on the deciding frame (JSON, base64, resampling, VAD), the commit of the turn (the item is
+//!   announced without its audio), transcription, response creation, first token, first speech
 //!   chunk, encoding, and client-side scheduling delay (see "client event-loop lag").
 //! - **Barge-in reaction** (phase `barge`, paced engines: a long reply, one word per 150 ms, so a response lasts
 //!   ~7 s and is still streaming audio when the next utterance starts): from the deciding frame of the
@@ -562,8 +563,11 @@ async fn read_events(mut stream: SplitStream<Ws>, ready: tokio::sync::oneshot::S
         let now = Instant::now();
         received.messages += 1;
         received.bytes += text.len() as u64;
-        // Audio deltas are most of the traffic: recognised without parsing their base64.
-        if text.len() > 512 && text.as_str().contains(r#""type":"response.output_audio.delta""#) {
+        // Audio deltas are most of the traffic: recognised without parsing their base64 — at the end of the
+        // frame first, where this server writes the type (keys in sorted order), else anywhere in it.
+        const DELTA_TYPE: &str = r#""type":"response.output_audio.delta""#;
+        let tail = text.as_str().trim_end().strip_suffix('}').unwrap_or_default();
+        if text.len() > 512 && (tail.ends_with(DELTA_TYPE) || text.as_str().contains(DELTA_TYPE)) {
             if want_delta {
                 received.events.push((now, Ev::FirstDelta));
                 want_delta = false;
@@ -774,6 +778,8 @@ impl Pct {
 
 #[derive(Debug, Default)]
 struct Tally {
+    /// Every measured sample as (deciding frame sent, figure, ms), for `AVB_BENCH_SAMPLES`.
+    samples: Vec<(Instant, &'static str, f64)>,
     latency_ms: Vec<f64>,
     /// Of which: deciding frame sent → `speech_stopped` received.
     to_stopped_ms: Vec<f64>,
@@ -817,6 +823,7 @@ fn analyse(sim: &Simulated, sent: &Sent, received: &Received, tally: &mut Tally)
             Some((at, _)) => {
                 let latency = ms(at.saturating_duration_since(sent_at));
                 tally.latency_ms.push(latency);
+                tally.samples.push((sent_at, "latency", latency));
                 if tally.by_turn_ms.len() <= n {
                     tally.by_turn_ms.resize(n + 1, Vec::new());
                 }
@@ -858,11 +865,33 @@ fn analyse(sim: &Simulated, sent: &Sent, received: &Received, tally: &mut Tally)
             .push(ms(events[i].0.saturating_duration_since(sent_at)));
         tally.barge_held_back_ms.push(start.held_back_ms as f64);
         match events[i..].iter().find(|(_, e)| matches!(e, Ev::Done(_))) {
-            Some((at, Ev::Done(status))) if status == "cancelled" => tally
-                .barge_done_ms
-                .push(ms(at.saturating_duration_since(sent_at))),
+            Some((at, Ev::Done(status))) if status == "cancelled" => {
+                let done = ms(at.saturating_duration_since(sent_at));
+                tally.barge_done_ms.push(done);
+                tally.samples.push((sent_at, "barge_in", done));
+            }
             _ => tally.barge_not_cancelled += 1,
         }
+    }
+}
+
+/// Writes `<dir>/<phase>-samples.csv`: every measured figure with the time its deciding frame was sent (ms
+/// from the first), in time order — to tell a load-wide stall (a tail of samples close in time) from queueing.
+fn write_samples(dir: &Path, phase: &str, samples: &mut [(Instant, &'static str, f64)]) {
+    samples.sort_by_key(|(at, _, _)| *at);
+    let Some(&(first, _, _)) = samples.first() else {
+        return;
+    };
+    let mut csv = String::from("figure,sent_ms,ms\n");
+    for (at, figure, value) in samples.iter() {
+        csv.push_str(&format!(
+            "{figure},{:.3},{value:.3}\n",
+            ms(at.saturating_duration_since(first))
+        ));
+    }
+    let path = dir.join(format!("{phase}-samples.csv"));
+    if let Err(err) = std::fs::write(&path, csv) {
+        eprintln!("could not write {}: {err}", path.display());
     }
 }
 
@@ -999,6 +1028,9 @@ async fn streaming_phase(
         }
         messages_in += received.messages;
         bytes_in += received.bytes;
+    }
+    if let Ok(dir) = std::env::var("AVB_BENCH_SAMPLES") {
+        write_samples(Path::new(&dir), name, &mut tally.samples);
     }
     StreamReport {
         name,

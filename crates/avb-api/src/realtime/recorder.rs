@@ -135,9 +135,9 @@ impl SessionObserver for Observer {
             super::connection::flush_count(&self.app, &self.label, "out", 100);
         }
         match event {
-            ServerEvent::ResponseAudioDelta { delta, .. } => {
+            ServerEvent::ResponseAudioDelta { audio, .. } => {
                 let format = self.state().output_format.unwrap_or(AudioFormat::Pcm16);
-                let bytes = base64_decoded_len(delta);
+                let bytes = audio.len() as u64;
                 // µs of audio: bytes / (bytes per ms) × 1000, kept as an integer sum.
                 let per_ms = bytes_per_ms(format);
                 self.tally
@@ -303,26 +303,9 @@ fn bytes_per_ms(format: AudioFormat) -> u64 {
     (rate * width / 1000).max(1)
 }
 
-/// Decoded length of a standard base64 string (padding-aware), without decoding it.
-fn base64_decoded_len(text: &str) -> u64 {
-    let len = text.len() as u64;
-    let padding = text.bytes().rev().take(2).filter(|b| *b == b'=').count() as u64;
-    (len / 4 * 3).saturating_sub(padding)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
-
-    #[test]
-    fn base64_length_matches_decoding() {
-        for n in 0..64usize {
-            let bytes = vec![7u8; n];
-            let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
-            assert_eq!(base64_decoded_len(&text), n as u64, "length {n}");
-        }
-    }
 
     #[test]
     fn audio_byte_rates() {

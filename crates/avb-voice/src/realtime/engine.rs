@@ -37,8 +37,6 @@ use crate::stt::{SpeechToText, SttConfig, SttEvent};
 use crate::tts::{TextToSpeech, TtsChunk, TtsConfig, TtsStream};
 use crate::vad::{TurnDetectionConfig, TurnDetector, TurnEvent, VoiceActivityDetector};
 use avb_core::{Ctx, IdGen};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -102,7 +100,9 @@ enum Open {
         item_id: String,
         output_index: u32,
         text: String,
-        audio: Vec<u8>,
+        /// The chunks sent so far, as synthesized (joined once when the item closes: growing one buffer
+        /// chunk by chunk copied the reply's audio over and over).
+        audio: Vec<AudioBytes>,
         tts: Option<Box<dyn TtsStream>>,
     },
     Call {
@@ -237,6 +237,8 @@ pub struct RealtimeSession {
     config: SessionConfig,
     items: Vec<Item>,
     input_audio: Vec<u8>,
+    /// The last append's samples, decoded for the turn detector (kept: one allocation, not one per frame).
+    decoded: Vec<i16>,
     /// Session ms (since the first appended byte) of the first byte in `input_audio`.
     buffer_start_ms: u64,
     /// Session ms of all input audio appended so far.
@@ -253,6 +255,9 @@ pub struct RealtimeSession {
     gate: Option<Arc<dyn ResponseGate>>,
     output_lead: Duration,
 }
+
+/// Most decoded samples kept for the next append (1 s at 24 kHz; 20 ms frames need 480).
+const MAX_KEPT_DECODED_SAMPLES: usize = 24_000;
 
 /// Most input-buffer capacity carried over from one turn to the next (10 s of 24 kHz pcm16).
 const RETAINED_INPUT_CAPACITY: usize = 480_000;
@@ -285,6 +290,7 @@ impl RealtimeSession {
             config,
             items: Vec::new(),
             input_audio: Vec::new(),
+            decoded: Vec::new(),
             buffer_start_ms: 0,
             input_ms: 0,
             turn: None,
@@ -658,8 +664,8 @@ impl RealtimeSession {
             self.emit_error(error, event_id).await;
             return;
         };
-        let bytes = audio.as_ref().map(AudioBytes::as_bytes).unwrap_or_default();
-        let samples = format.samples_in(bytes.len()).unwrap_or(0) as u64;
+        let stored = audio.clone().unwrap_or_default();
+        let samples = format.samples_in(stored.len()).unwrap_or(0) as u64;
         let total_ms = samples.saturating_mul(1000) / u64::from(format.sample_rate().max(1));
         if audio_end_ms > total_ms {
             let error = ErrorObject::invalid_request(
@@ -673,9 +679,9 @@ impl RealtimeSession {
         let keep_samples = audio_end_ms.saturating_mul(u64::from(format.sample_rate())) / 1000;
         let keep_bytes = usize::try_from(keep_samples)
             .unwrap_or(usize::MAX)
-            .saturating_mul(bytes.len())
+            .saturating_mul(stored.len())
             / usize::try_from(samples.max(1)).unwrap_or(1);
-        *audio = Some(AudioBytes::from(bytes.get(..keep_bytes).unwrap_or(bytes)));
+        *audio = Some(stored.prefix(keep_bytes));
         // Without word timings the heard transcript is the same share of the text as of the audio.
         if let Some(text) = transcript.as_mut()
             && total_ms > 0
@@ -695,7 +701,7 @@ impl RealtimeSession {
     // ---- input audio --------------------------------------------------------------------------------------
 
     async fn commit_audio(&mut self, event_id: Option<String>) {
-        let bytes = std::mem::take(&mut self.input_audio);
+        let bytes = self.take_input(self.input_audio.len());
         self.buffer_start_ms = self.input_ms;
         let item_id = self
             .speech_item
@@ -707,11 +713,29 @@ impl RealtimeSession {
         self.commit_bytes(bytes, item_id, event_id).await;
     }
 
+    /// The first `len` bytes of the input buffer, removed from it. Copied out (exactly sized) rather than
+    /// handing over the buffer: the buffer keeps its allocation for the next turn (up to
+    /// [`RETAINED_INPUT_CAPACITY`]), so it is not grown again by doubling and copying, nor its fresh pages
+    /// faulted in, turn after turn.
+    fn take_input(&mut self, len: usize) -> AudioBytes {
+        let len = len.min(self.input_audio.len());
+        let taken = AudioBytes::from(self.input_audio.get(..len).unwrap_or_default());
+        self.input_audio.drain(..len);
+        if self.input_audio.capacity() > RETAINED_INPUT_CAPACITY {
+            self.input_audio.shrink_to(RETAINED_INPUT_CAPACITY);
+        }
+        taken
+    }
+
     /// Feeds appended audio to the buffer and, with turn detection on, acts on the turn boundaries it completes.
     async fn append_audio(&mut self, audio: &[u8]) {
         let format = to_sample_format(self.config.input_format);
         self.input_audio.extend_from_slice(audio);
-        let samples = format.decode(audio).unwrap_or_default();
+        let mut samples = std::mem::take(&mut self.decoded);
+        samples.clear();
+        if format.decode_into(audio, &mut samples).is_err() {
+            samples.clear();
+        }
         let rate = u64::from(format.sample_rate().max(1));
         let mut events = Vec::new();
         self.ensure_turn_detector();
@@ -726,6 +750,10 @@ impl RealtimeSession {
             self.input_ms = self
                 .input_ms
                 .saturating_add((samples.len() as u64).saturating_mul(1000) / rate);
+        }
+        // An unusually large append (up to 15 MiB) does not pin its size for the rest of the session.
+        if samples.capacity() <= MAX_KEPT_DECODED_SAMPLES {
+            self.decoded = samples;
         }
         for event in events {
             match event {
@@ -766,12 +794,7 @@ impl RealtimeSession {
         })
         .await;
         let cut = self.byte_offset(audio_end_ms).min(self.input_audio.len());
-        // The rest starts with the capacity the buffer grew to (up to a limit), so the next turn does not grow
-        // it again by doubling and copying.
-        let mut rest = Vec::with_capacity(self.input_audio.capacity().min(RETAINED_INPUT_CAPACITY));
-        rest.extend_from_slice(self.input_audio.get(cut..).unwrap_or_default());
-        self.input_audio.truncate(cut);
-        let bytes = std::mem::replace(&mut self.input_audio, rest);
+        let bytes = self.take_input(cut);
         self.buffer_start_ms = audio_end_ms.max(self.buffer_start_ms);
         let committed = self.commit_bytes(bytes, item_id, None).await;
         if committed && self.turn_flags().0 && self.active.is_none() {
@@ -805,9 +828,9 @@ impl RealtimeSession {
 
     /// Commits `bytes` as the user audio item `item_id`: committed, item added, transcription. False when
     /// refused (too short, undecodable).
-    async fn commit_bytes(&mut self, bytes: Vec<u8>, item_id: String, event_id: Option<String>) -> bool {
+    async fn commit_bytes(&mut self, bytes: AudioBytes, item_id: String, event_id: Option<String>) -> bool {
         let format = to_sample_format(self.config.input_format);
-        let samples = match format.decode(&bytes) {
+        let samples = match format.decode(bytes.as_bytes()) {
             Ok(samples) => samples,
             Err(err) => {
                 let error =
@@ -831,7 +854,7 @@ impl RealtimeSession {
             item_id.clone(),
             Role::User,
             vec![ContentPart::InputAudio {
-                audio: Some(AudioBytes::from(bytes)),
+                audio: Some(bytes),
                 transcript: None,
             }],
         );
@@ -1089,7 +1112,8 @@ impl RealtimeSession {
                 if chunk.audio.is_empty() {
                     return;
                 }
-                audio.extend_from_slice(&chunk.audio);
+                let sent = AudioBytes::from(chunk.audio);
+                audio.push(sent.clone());
                 let chunk_ms = chunk.end_ms.saturating_sub(chunk.start_ms);
                 let clock = active
                     .audio_clock
@@ -1102,11 +1126,8 @@ impl RealtimeSession {
                     content_index: 0,
                 };
                 self.audio_produced = true;
-                self.emit(ServerEvent::ResponseAudioDelta {
-                    at,
-                    delta: BASE64.encode(&chunk.audio),
-                })
-                .await;
+                self.emit(ServerEvent::ResponseAudioDelta { at, audio: sent })
+                    .await;
                 return;
             }
             Ok(None) => *tts = None,
@@ -1339,7 +1360,7 @@ impl RealtimeSession {
                 }
                 let part = if audio_mode {
                     ContentPart::Audio {
-                        audio: (!audio.is_empty()).then(|| AudioBytes::from(audio.as_slice())),
+                        audio: (!audio.is_empty()).then(|| AudioBytes::concat(&audio)),
                         transcript: Some(text.clone()),
                     }
                 } else {
@@ -1433,7 +1454,12 @@ impl RealtimeSession {
     }
 
     /// Flushes the speech of a finished message, one `audio.delta` per chunk.
-    async fn synthesize_rest(&mut self, tts: &mut Box<dyn TtsStream>, at: &PartRef, audio: &mut Vec<u8>) {
+    async fn synthesize_rest(
+        &mut self,
+        tts: &mut Box<dyn TtsStream>,
+        at: &PartRef,
+        audio: &mut Vec<AudioBytes>,
+    ) {
         if let Err(err) = tts.finish().await {
             tracing::warn!(error = %err, "text-to-speech failed");
             return;
@@ -1445,10 +1471,11 @@ impl RealtimeSession {
                         continue;
                     }
                     self.audio_produced = true;
-                    audio.extend_from_slice(&chunk.audio);
+                    let sent = AudioBytes::from(chunk.audio);
+                    audio.push(sent.clone());
                     self.emit(ServerEvent::ResponseAudioDelta {
                         at: at.clone(),
-                        delta: BASE64.encode(&chunk.audio),
+                        audio: sent,
                     })
                     .await;
                 }

@@ -1654,7 +1654,7 @@ fn server_fixtures() -> Vec<Fixture> {
     push(
         ServerEvent::ResponseAudioDelta {
             at: part_ref(),
-            delta: "AAAA".into(),
+            audio: AudioBytes::from(vec![0u8, 0, 0]),
         },
         Some("response.output_audio.delta"),
         Some("response.audio.delta"),

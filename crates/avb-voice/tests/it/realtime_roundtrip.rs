@@ -109,3 +109,34 @@ fn client_encoding_uses_the_dialects_names() {
         json!({"type": "session.update", "session": {"type": "transcription"}})
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Audio deltas are written by a dedicated encoder (no JSON tree): it must give exactly the bytes of the
+    /// general path, for ids that need escaping too, and the delta must decode to the audio.
+    #[test]
+    fn audio_delta_fast_encoder_matches_the_general_path(
+        d in dialect(),
+        event_id in prop_oneof!["event_[A-Za-z0-9]{1,24}", "\\PC{0,12}", "[\"\\\\/\u{0}-\u{1f}a-z]{0,8}"],
+        response_id in prop_oneof!["resp_[A-Za-z0-9]{1,24}", "\\PC{0,12}"],
+        item_id in prop_oneof!["item_[A-Za-z0-9._-]{1,24}", "\\PC{0,12}"],
+        output_index in any::<u32>(),
+        content_index in any::<u32>(),
+        audio in proptest::collection::vec(any::<u8>(), 0..300),
+    ) {
+        use avb_voice::realtime::protocol::{AudioBytes, PartRef, ServerEvent, encode_server_value, encode_server_with_id};
+        use base64::Engine as _;
+        let event = ServerEvent::ResponseAudioDelta {
+            at: PartRef { response_id, item_id, output_index, content_index },
+            audio: AudioBytes::from(audio.clone()),
+        };
+        let fast = encode_server_with_id(d, &event_id, &event).expect("audio deltas exist in both dialects");
+        let general = serde_json::to_string(&encode_server_value(d, &event_id, &event).expect("encodes"))
+            .expect("serialises");
+        prop_assert_eq!(&fast, &general);
+        let parsed: Value = serde_json::from_str(&fast).expect("valid JSON");
+        let delta = parsed["delta"].as_str().expect("delta is a string");
+        prop_assert_eq!(base64::engine::general_purpose::STANDARD.decode(delta).expect("base64"), audio);
+    }
+}

@@ -33,8 +33,48 @@ pub fn encode_server(dialect: Dialect, ids: &dyn IdGen, event: &ServerEvent) -> 
 /// [`encode_server`] with a given `event_id` (ignored by `input_audio_buffer.dtmf_event_received`, which has
 /// none).
 pub fn encode_server_with_id(dialect: Dialect, event_id: &str, event: &ServerEvent) -> Option<String> {
+    if let ServerEvent::ResponseAudioDelta { at, audio } = event {
+        return Some(encode_audio_delta(event.type_name(dialect)?, event_id, at, audio));
+    }
     // Straight into a byte buffer: `Value::to_string` goes through `fmt::Write`, byte run by byte run.
     encode_server_value(dialect, event_id, event).and_then(|v| serde_json::to_string(&v).ok())
+}
+
+/// An audio delta written straight into its frame: the audio is base64-encoded into the output (no `delta`
+/// string, no JSON tree holding a copy of it, no escape scan over text that cannot need escaping). Audio
+/// deltas are nearly all of a speaking session's output. The keys come in the order the general path gives
+/// them (serde_json's map is sorted), so both produce the same bytes — a test holds them to it.
+fn encode_audio_delta(type_name: &str, event_id: &str, at: &PartRef, audio: &AudioBytes) -> String {
+    use std::fmt::Write as _;
+    let ids = event_id.len() + at.item_id.len() + at.response_id.len() + type_name.len();
+    let mut out = String::with_capacity(audio.len().div_ceil(3) * 4 + ids + 128);
+    let _ = write!(out, "{{\"content_index\":{},\"delta\":\"", at.content_index);
+    audio.append_base64(&mut out);
+    out.push_str("\",\"event_id\":");
+    push_json_str(&mut out, event_id);
+    out.push_str(",\"item_id\":");
+    push_json_str(&mut out, &at.item_id);
+    let _ = write!(out, ",\"output_index\":{},\"response_id\":", at.output_index);
+    push_json_str(&mut out, &at.response_id);
+    out.push_str(",\"type\":");
+    push_json_str(&mut out, type_name);
+    out.push('}');
+    out
+}
+
+/// Appends `text` as a JSON string: as is when it holds only characters that never need escaping (ids),
+/// through serde_json otherwise.
+fn push_json_str(out: &mut String, text: &str) {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else if let Ok(quoted) = serde_json::to_string(text) {
+        out.push_str(&quoted);
+    }
 }
 
 /// The JSON object of [`encode_server_with_id`].
@@ -206,9 +246,11 @@ pub fn encode_server_value(dialect: Dialect, event_id: &str, event: &ServerEvent
             with_part_ref(at, [("part", event_part_value(d, part))])
         }
         ServerEvent::ResponseTextDelta { at, delta }
-        | ServerEvent::ResponseAudioDelta { at, delta }
         | ServerEvent::ResponseAudioTranscriptDelta { at, delta } => {
             with_part_ref(at, [("delta", json!(delta))])
+        }
+        ServerEvent::ResponseAudioDelta { at, audio } => {
+            with_part_ref(at, [("delta", json!(audio.to_base64()))])
         }
         ServerEvent::ResponseTextDone { at, text } => with_part_ref(at, [("text", json!(text))]),
         ServerEvent::ResponseAudioDone { at } => with_part_ref(at, []),

@@ -4,7 +4,7 @@
 use super::config::{SessionConfig, SessionKind, SessionUpdate};
 use super::dialect::Dialect;
 use super::error::ErrorObject;
-use super::item::{ContentPart, Item, ItemInput};
+use super::item::{AudioBytes, ContentPart, Item, ItemInput};
 use super::response::{LogProb, RateLimit, Response, ResponseParams, TranscriptionUsage};
 
 /// A decoded client event.
@@ -408,8 +408,8 @@ pub enum ServerEvent {
     ResponseAudioDelta {
         /// Where.
         at: PartRef,
-        /// Base64 audio in the output format.
-        delta: String,
+        /// Audio in the output format, sent as the base64 `delta` (encoded straight into the event's JSON).
+        audio: AudioBytes,
     },
     /// GA `response.output_audio.done`, beta `response.audio.done`.
     ResponseAudioDone {

@@ -71,9 +71,10 @@ impl ImageDetail {
 /// Kept as raw bytes and shared: a committed turn is base64-encoded only when someone asks for it
 /// (`conversation.item.retrieve`), not on every commit (that encoding was 2–3 % of the server's CPU with a
 /// thousand streaming sessions, and base64 text is a third larger than the audio it carries), and cloning an
-/// item does not copy its audio.
+/// item does not copy its audio. Backed by [`bytes::Bytes`], so taking over a `Vec<u8>` (a synthesized chunk,
+/// a committed turn) and keeping a prefix of it (server-side truncation) copy nothing.
 #[derive(Clone, PartialEq, Eq, Default)]
-pub struct AudioBytes(std::sync::Arc<[u8]>);
+pub struct AudioBytes(bytes::Bytes);
 
 impl AudioBytes {
     /// The raw bytes.
@@ -91,10 +92,38 @@ impl AudioBytes {
         self.0.is_empty()
     }
 
+    /// The first `len` bytes (all of them when `len` is longer), sharing the same buffer.
+    #[must_use]
+    pub fn prefix(&self, len: usize) -> Self {
+        Self(self.0.slice(..len.min(self.0.len())))
+    }
+
     /// The bytes as standard, padded base64 (the wire form).
     pub fn to_base64(&self) -> String {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(&self.0)
+    }
+
+    /// Appends the bytes as standard, padded base64 to `out` (no intermediate string).
+    pub fn append_base64(&self, out: &mut String) {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode_string(&self.0, out);
+    }
+
+    /// The concatenation of `parts` (one copy; none for a single part).
+    pub fn concat(parts: &[AudioBytes]) -> Self {
+        match parts {
+            [] => Self::default(),
+            [one] => one.clone(),
+            _ => {
+                let total = parts.iter().map(AudioBytes::len).sum();
+                let mut joined = Vec::with_capacity(total);
+                for part in parts {
+                    joined.extend_from_slice(part.as_bytes());
+                }
+                Self::from(joined)
+            }
+        }
     }
 }
 
@@ -106,7 +135,7 @@ impl From<Vec<u8>> for AudioBytes {
 
 impl From<&[u8]> for AudioBytes {
     fn from(bytes: &[u8]) -> Self {
-        Self(bytes.into())
+        Self(bytes::Bytes::copy_from_slice(bytes))
     }
 }
 
@@ -278,6 +307,24 @@ impl From<Item> for ItemInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_concat_and_prefix_keep_the_bytes() {
+        let parts: Vec<AudioBytes> = [&[1u8, 2][..], &[], &[3, 4, 5]]
+            .into_iter()
+            .map(AudioBytes::from)
+            .collect();
+        assert_eq!(AudioBytes::concat(&parts).as_bytes(), &[1, 2, 3, 4, 5]);
+        assert_eq!(AudioBytes::concat(&parts[2..]).as_bytes(), &[3, 4, 5]);
+        assert!(AudioBytes::concat(&[]).is_empty());
+        let whole = AudioBytes::from(vec![9u8, 8, 7]);
+        assert_eq!(whole.prefix(2).as_bytes(), &[9, 8]);
+        assert_eq!(whole.prefix(10).as_bytes(), &[9, 8, 7]);
+        assert!(whole.prefix(0).is_empty());
+        let mut text = String::from("x");
+        whole.append_base64(&mut text);
+        assert_eq!(text, format!("x{}", whole.to_base64()));
+    }
 
     #[test]
     fn without_audio_keeps_transcripts() {
