@@ -21,7 +21,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use avb_api::http::HeaderText;
-use avb_api::realtime::{ClientFrame, RealtimeRequest, is_realtime_path};
+use avb_api::realtime::{ClientFrame, RealtimeRequest, TextFrame, is_realtime_path};
 use avb_api::ws_v2::{WsV2Request, is_ws_v2_path};
 use avb_api::{ApiRequest, App, Headers, Method};
 use futures::StreamExt as _;
@@ -168,7 +168,9 @@ where
     let reader = actix_web::rt::spawn(async move {
         while let Some(Ok(message)) = stream.recv().await {
             let frame = match message {
-                AggregatedMessage::Text(text) => ClientFrame::Text(String::from(text)),
+                AggregatedMessage::Text(text) => {
+                    ClientFrame::Text(TextFrame::from_utf8(text.into_bytes()).unwrap_or_default())
+                }
                 AggregatedMessage::Binary(bytes) => ClientFrame::Binary(bytes.len()),
                 AggregatedMessage::Close(_) => break,
                 AggregatedMessage::Ping(bytes) => {

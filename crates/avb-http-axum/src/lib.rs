@@ -15,7 +15,7 @@
 #![deny(missing_docs)]
 
 use avb_api::http::HeaderText;
-use avb_api::realtime::{ClientFrame, FrameSource, RealtimeRequest, is_realtime_path};
+use avb_api::realtime::{ClientFrame, FrameSource, RealtimeRequest, TextFrame, is_realtime_path};
 use avb_api::ws_v2::{WsV2Request, is_ws_v2_path};
 use avb_api::{ApiRequest, App, Headers, Method};
 use axum::body::{Body, Bytes};
@@ -192,7 +192,10 @@ impl FrameSource for SocketFrames {
     async fn next_frame(&mut self) -> Option<ClientFrame> {
         loop {
             return match self.0.next().await? {
-                Ok(Message::Text(text)) => Some(ClientFrame::Text(text.as_str().to_owned())),
+                // The frame's buffer is handed over, not copied (tungstenite has checked it is UTF-8).
+                Ok(Message::Text(text)) => Some(ClientFrame::Text(
+                    TextFrame::from_utf8(Bytes::from(text)).unwrap_or_default(),
+                )),
                 Ok(Message::Binary(bytes)) => Some(ClientFrame::Binary(bytes.len())),
                 Ok(Message::Ping(_) | Message::Pong(_)) => continue,
                 Ok(Message::Close(_)) | Err(_) => None,

@@ -7,6 +7,7 @@ use avb_core::rate_limit::RateLimitPolicy;
 use avb_core::{Ctx, SessionId, TenantId};
 use avb_tenancy::model::{Session, SessionStatus};
 use avb_tenancy::session::{FinishSessionRequest, SessionOutcome, SessionUsage};
+use avb_voice::realtime::TextFrame;
 use avb_voice::realtime::engine::{
     ClientInput, ClientSource, RealtimeSession, ResponseGate, SessionPorts, SessionSummary,
 };
@@ -35,8 +36,8 @@ pub struct CloseFrame {
 /// A frame from the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientFrame {
-    /// A text frame: one JSON event.
-    Text(String),
+    /// A text frame: one JSON event (shared with the transport's read buffer, see [`TextFrame`]).
+    Text(TextFrame),
     /// A binary frame (not part of the protocol: answered with an `error` event, the session stays open).
     Binary(usize),
 }

@@ -21,6 +21,7 @@ pub(crate) mod connect;
 mod connection;
 mod recorder;
 
+pub use avb_voice::realtime::TextFrame;
 pub use connect::{RealtimeAccept, RealtimeRequest};
 pub use connection::{ClientFrame, CloseFrame, FrameSource, RealtimeConnection, SESSION_TERMINATED_EVENT};
 

@@ -147,7 +147,7 @@ async fn forward_client<S: FrameSource>(
         };
         for event in events {
             if to_engine
-                .send(ClientFrame::Text(event.to_string()))
+                .send(ClientFrame::Text(event.to_string().into()))
                 .await
                 .is_err()
             {

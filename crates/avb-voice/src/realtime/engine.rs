@@ -16,6 +16,7 @@
 //! client frames nor model output, so a slow client slows its own session (the model stream is pulled, never
 //! buffered without bound). When the receiver is gone the session ends.
 
+use super::TextFrame;
 use super::protocol::{AudioBytes, TurnDetection};
 use super::protocol::{
     AudioFormat, ClientEvent, ClientEventKind, ContentPart, ErrorObject, IdKind, Item, ItemKind,
@@ -192,7 +193,7 @@ async fn next_output(active: &mut Active) -> Wake {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientInput {
     /// A text frame: one JSON client event.
-    Text(String),
+    Text(TextFrame),
     /// Something the transport refused (a binary frame, say): answered with this `error` event, which the
     /// observer sees like the engine's own errors; the session stays open.
     Refused(ErrorObject),
@@ -213,7 +214,7 @@ pub trait ClientSource: Send {
 
 impl ClientSource for mpsc::Receiver<String> {
     async fn next(&mut self) -> Option<ClientInput> {
-        self.recv().await.map(ClientInput::Text)
+        self.recv().await.map(|text| ClientInput::Text(text.into()))
     }
 }
 

@@ -7,4 +7,7 @@
 //! re-parses JSON and never mixes dialects.
 
 pub mod engine;
+mod frame;
 pub mod protocol;
+
+pub use frame::TextFrame;
