@@ -278,6 +278,9 @@ pub async fn serve(
         // flushes batched writes afterwards), exactly as on the axum path. Stopping this way is graceful.
         .shutdown_signal(shutdown)
         .shutdown_timeout(30)
+        // Nagle off, as on the axum path: a small frame written right after another must not wait for the
+        // client's acknowledgement (a realtime client acknowledges with its next 20 ms audio frame).
+        .tcp_nodelay(true)
         .listen(listener)?
         .run();
     server.await
