@@ -41,6 +41,15 @@ pub const DEFAULT_TENANT_TTL: Duration = Duration::from_secs(5);
 /// Upper bound on cached tenants (and on cached slugs); beyond it the map is cleared rather than grown.
 pub const DEFAULT_TENANT_CAPACITY: usize = 10_000;
 
+/// Hit and miss totals of a [`TenantCache`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups answered from memory.
+    pub hits: u64,
+    /// Lookups that found nothing fresh.
+    pub misses: u64,
+}
+
 /// A short-lived, bounded in-process cache of tenant records by id and of tenant ids by slug.
 ///
 /// Cloning shares the cache. A read that started before an invalidation never stores its (possibly stale)
@@ -56,6 +65,10 @@ struct CacheInner {
     ttl: Duration,
     capacity: usize,
     generation: AtomicU64,
+    /// Lookups answered from memory (records and slugs).
+    hits: AtomicU64,
+    /// Lookups that had to read the store (absent or expired).
+    misses: AtomicU64,
     tenants: RwLock<HashMap<TenantId, (Arc<Tenant>, Instant)>>,
     slugs: RwLock<HashMap<String, (TenantId, Instant)>>,
 }
@@ -74,6 +87,8 @@ impl TenantCache {
                 ttl,
                 capacity: capacity.max(1),
                 generation: AtomicU64::new(0),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
                 tenants: RwLock::new(HashMap::new()),
                 slugs: RwLock::new(HashMap::new()),
             }),
@@ -92,9 +107,30 @@ impl TenantCache {
 
     /// The cached record of `id`, if fresh.
     pub fn get(&self, id: TenantId) -> Option<Arc<Tenant>> {
-        let tenants = self.inner.tenants.read().unwrap_or_else(PoisonError::into_inner);
-        let (tenant, at) = tenants.get(&id)?;
-        (at.elapsed() < self.inner.ttl).then(|| Arc::clone(tenant))
+        let found = {
+            let tenants = self.inner.tenants.read().unwrap_or_else(PoisonError::into_inner);
+            tenants
+                .get(&id)
+                .filter(|(_, at)| at.elapsed() < self.inner.ttl)
+                .map(|(tenant, _)| Arc::clone(tenant))
+        };
+        self.count(found.is_some());
+        found
+    }
+
+    /// Counts one lookup (relaxed: the totals are statistics, read by the metrics exporter).
+    fn count(&self, hit: bool) {
+        let counter = if hit { &self.inner.hits } else { &self.inner.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lookups answered from the cache and lookups that missed since it was created (tenant records and slugs
+    /// together; a disabled cache only misses): what `avb_cache_hits_total` / `avb_cache_misses_total` export.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.inner.hits.load(Ordering::Relaxed),
+            misses: self.inner.misses.load(Ordering::Relaxed),
+        }
     }
 
     /// Stores `tenant`, read when the generation was `generation`, unless an invalidation happened since.
@@ -115,9 +151,15 @@ impl TenantCache {
 
     /// The cached id of the tenant with `slug`, if fresh.
     pub fn slug(&self, slug: &str) -> Option<TenantId> {
-        let slugs = self.inner.slugs.read().unwrap_or_else(PoisonError::into_inner);
-        let (id, at) = slugs.get(slug)?;
-        (at.elapsed() < self.inner.ttl).then_some(*id)
+        let found = {
+            let slugs = self.inner.slugs.read().unwrap_or_else(PoisonError::into_inner);
+            slugs
+                .get(slug)
+                .filter(|(_, at)| at.elapsed() < self.inner.ttl)
+                .map(|(id, _)| *id)
+        };
+        self.count(found.is_some());
+        found
     }
 
     /// Stores `slug → id`, looked up when the generation was `generation`, unless an invalidation happened since.
@@ -476,6 +518,20 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert!(cache.get(a.id).is_none());
         assert_eq!(cache.slug("alpha"), None);
+        // Two fresh lookups hit; the expired ones miss like absent ones.
+        assert_eq!(cache.stats(), CacheStats { hits: 2, misses: 2 });
+        assert!(cache.get(tenant(3, "charlie").id).is_none());
+        assert_eq!(cache.stats(), CacheStats { hits: 2, misses: 3 });
+    }
+
+    #[test]
+    fn a_disabled_cache_only_misses() {
+        let cache = TenantCache::disabled();
+        let a = tenant(1, "alpha");
+        cache.insert(cache.generation(), Arc::clone(&a));
+        assert!(cache.get(a.id).is_none());
+        assert_eq!(cache.slug("alpha"), None);
+        assert_eq!(cache.stats(), CacheStats { hits: 0, misses: 2 });
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod api_keys;
 mod audit;
 mod common;
 mod notifications;
+mod observed;
 mod project;
 mod props;
 mod resolve;
