@@ -13,6 +13,7 @@ pub mod conformance;
 mod deadline;
 pub mod error;
 pub mod llm;
+pub mod metered;
 pub mod realtime;
 pub mod stt;
 pub mod tts;

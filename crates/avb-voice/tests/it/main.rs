@@ -12,6 +12,7 @@ mod audio;
 #[cfg(feature = "conformance")]
 mod conformance;
 mod error;
+mod metered;
 mod realtime_engine;
 mod realtime_fuzz;
 mod realtime_gate;
