@@ -185,6 +185,9 @@ impl App {
             }
         };
         seen.user = principal.user_id();
+        if let Principal::ApiKey(key) = &principal {
+            inner.metrics.api_key_used(key.tenant_id, key.key_id);
+        }
 
         // Tenant resolution (spec §5.2).
         let tenant = inner

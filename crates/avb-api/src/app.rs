@@ -20,6 +20,7 @@ use avb_tenancy::TenancyDeps;
 use avb_tenancy::api_key::ApiKeyService;
 use avb_tenancy::audit::AuditService;
 use avb_tenancy::notification::NotificationService;
+use avb_tenancy::observed::ObservedStore;
 use avb_tenancy::project::ProjectService;
 use avb_tenancy::resolve::{DEFAULT_TENANT_CAPACITY, TenantCache, TenantResolver};
 use avb_tenancy::session::SessionService;
@@ -28,6 +29,7 @@ use avb_tenancy::tenant::TenantService;
 use avb_tenancy::theme::ThemeService;
 use avb_tenancy::user::UserService;
 use avb_tenancy::voice::VoiceService;
+use avb_voice::metered::MeterLabels;
 use avb_voice::realtime::engine::SessionPorts;
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,6 +136,8 @@ pub struct AppInner {
     pub notifications: NotificationService,
     pub audit: AuditService,
     pub resolver: TenantResolver,
+    /// The resolver's tenant cache (its hit and miss totals are exported at each scrape).
+    pub tenant_cache: TenantCache,
     pub authenticator: Authenticator,
     pub authorizer: Arc<dyn Authorizer>,
     pub rate_limiter: Arc<dyn RateLimiter>,
@@ -200,6 +204,7 @@ pub struct AppBuilder {
     ids: Option<Arc<dyn IdGen>>,
     readiness: Vec<Arc<dyn crate::ops::health::ReadinessCheck>>,
     speech: Option<SessionPorts>,
+    speech_labels: MeterLabels,
     billing: Option<(Arc<dyn BillingProvider>, Arc<dyn BillingStore>)>,
     billing_webhooks: Option<Arc<WebhookVerifier>>,
 }
@@ -305,6 +310,15 @@ impl AppBuilder {
         self
     }
 
+    /// Sets the labels the engines' metrics carry where a request does not say (the language model's provider,
+    /// default model names, the speech language): see [`MeterLabels`]. Defaults: `unknown` provider, `default`
+    /// models, `und` language.
+    #[must_use]
+    pub fn speech_labels(mut self, labels: MeterLabels) -> Self {
+        self.speech_labels = labels;
+        self
+    }
+
     /// Turns billing on (optional): usage and tenant sync jobs, and `/api/v2/billing/*`, over `provider` (wrap a
     /// remote one in [`avb_billing::retry::RetryingBillingProvider`]) and `store`.
     #[must_use]
@@ -341,6 +355,12 @@ impl AppBuilder {
             .ok_or(BuildError::MissingPort("ephemeral token store"))?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let ids = self.ids.unwrap_or_else(|| Arc::new(UuidV7Ids));
+        // Owned by this app: every storage operation and engine request below reports into it.
+        let metrics = Metrics::new();
+        let store: Arc<dyn TenancyStore> = Arc::new(ObservedStore::new(store, Arc::new(metrics.clone())));
+        let speech = self
+            .speech
+            .map(|ports| ports.metered(Arc::new(metrics.clone()), self.speech_labels));
         let deps = TenancyDeps::new(store)
             .with_clock(clock.clone())
             .with_ids(ids.clone());
@@ -375,7 +395,8 @@ impl AppBuilder {
                 themes: ThemeService::new(deps.clone()),
                 notifications: NotificationService::new(deps.clone()),
                 audit: AuditService::new(audit_reader),
-                resolver: TenantResolver::with_cache(deps.clone(), tenant_cache),
+                resolver: TenantResolver::with_cache(deps.clone(), tenant_cache.clone()),
+                tenant_cache,
                 deps,
                 authenticator,
                 authorizer,
@@ -385,9 +406,9 @@ impl AppBuilder {
                 audit_sink,
                 clock,
                 ids,
-                metrics: Metrics::new(),
+                metrics,
                 readiness: self.readiness,
-                speech: self.speech,
+                speech,
                 billing,
                 routes: crate::pipeline::RouteIndex::new(crate::routes::routes()),
             }),

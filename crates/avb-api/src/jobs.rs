@@ -5,6 +5,11 @@
 //! [`SYNC_INTERVAL`] by [`JobRunner::spawn`], and on demand as a job). Jobs of
 //! kinds without a handler here (e-mail; billing when billing is off) stay queued for the worker that owns them;
 //! nothing is acknowledged that was not done.
+//!
+//! Every job, and every periodic usage sync, is counted in `avb_celery_tasks_total` and timed in
+//! `avb_celery_task_duration_seconds` (the spec's Celery names, kept for its dashboards); every
+//! [`AGGREGATE_INTERVAL`] the runner recounts tenants by tier and status for `avb_tenants_total` (the spec's
+//! `aggregate-metrics` beat task).
 
 use crate::app::App;
 use crate::permissions::{APPLY_JOB, GraphChange};
@@ -12,8 +17,18 @@ use avb_auth::authorizer::bootstrap;
 use avb_billing::sync::{SYNC_INTERVAL, SYNC_USAGE_JOB, UsageSyncReport};
 use avb_core::jobs::{Job, kinds};
 use avb_core::{Ctx, RequestId, TenantId, UserId};
+use avb_tenancy::model::{TenantStatus, TenantTier};
+use avb_tenancy::store::TenantFilter;
 use avb_tenancy::user::TenantJoin;
 use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often [`JobRunner::spawn`] recounts tenants for `avb_tenants_total` (the spec's `aggregate-metrics`
+/// schedule).
+pub const AGGREGATE_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Task label of the periodic usage sync in the job metrics (the job kind it also runs as).
+const SYNC_USAGE_TASK: &str = SYNC_USAGE_JOB;
 
 /// Kinds this runner always handles.
 pub const HANDLED: &[&str] = &[
@@ -76,7 +91,13 @@ impl JobRunner {
                 }
             };
             ran += 1;
+            let started = Instant::now();
             let outcome = self.run(&job).await;
+            self.app.inner().metrics.job_finished(
+                &job.kind,
+                outcome.is_ok(),
+                started.elapsed().as_secs_f64(),
+            );
             let ctx = self.system_ctx(job.tenant_id);
             let result = match outcome {
                 Ok(()) => self.app.inner().jobs.ack(&ctx, job.id).await.map(|_| ()),
@@ -106,7 +127,14 @@ impl JobRunner {
         let Some(billing) = &self.app.inner().billing else {
             return Ok(None);
         };
-        let report = billing.sync.sync_usage(&self.system_ctx(None)).await?;
+        let started = Instant::now();
+        let synced = billing.sync.sync_usage(&self.system_ctx(None)).await;
+        self.app.inner().metrics.job_finished(
+            SYNC_USAGE_TASK,
+            synced.is_ok(),
+            started.elapsed().as_secs_f64(),
+        );
+        let report = synced?;
         tracing::info!(
             sessions = report.sessions_scanned,
             recorded = report.events_recorded,
@@ -118,7 +146,44 @@ impl JobRunner {
         Ok(Some(report))
     }
 
-    /// Polls the queue every `interval`, and runs the usage sync every
+    /// Recounts tenants by tier and status into `avb_tenants_total` (every combination, zeros included, so a
+    /// series that drops to none reads 0 rather than its last value).
+    ///
+    /// # Errors
+    /// The store's error; the gauges keep their previous values.
+    pub async fn aggregate_metrics(&self) -> Result<(), avb_tenancy::Error> {
+        let ctx = self.system_ctx(None);
+        let counts = self
+            .app
+            .inner()
+            .deps
+            .read(&ctx, |uow| {
+                Box::pin(async move {
+                    let mut counts = Vec::with_capacity(TenantTier::ALL.len() * TenantStatus::ALL.len());
+                    for &tier in TenantTier::ALL {
+                        for &status in TenantStatus::ALL {
+                            let filter = TenantFilter {
+                                tier: Some(tier),
+                                status: Some(status),
+                                ..Default::default()
+                            };
+                            counts.push((tier, status, uow.tenants().count(&filter).await?));
+                        }
+                    }
+                    Ok(counts)
+                })
+            })
+            .await?;
+        for (tier, status, count) in counts {
+            self.app
+                .inner()
+                .metrics
+                .tenants(tier.as_str(), status.as_str(), count);
+        }
+        Ok(())
+    }
+
+    /// Polls the queue every `interval`, recounts tenants every [`AGGREGATE_INTERVAL`], and runs the usage sync every
     /// [`SYNC_INTERVAL`] when the app has billing (every replica does; runs
     /// that overlap send the same events, which the provider reports as duplicates), until the task is aborted.
     pub fn spawn(self, interval: Duration) -> tokio::task::JoinHandle<()> {
@@ -136,8 +201,15 @@ impl JobRunner {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut sync = tokio::time::interval(sync_interval);
             sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut aggregate = tokio::time::interval(AGGREGATE_INTERVAL);
+            aggregate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
+                    _ = aggregate.tick() => {
+                        if let Err(err) = self.aggregate_metrics().await {
+                            tracing::warn!(error = %err, "tenant totals not recounted");
+                        }
+                    }
                     _ = tick.tick() => {
                         self.run_until_idle().await;
                     }

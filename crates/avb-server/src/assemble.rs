@@ -535,6 +535,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Assembled, AssembleError>
         .event_bus(events)
         .ephemeral_tokens(ephemeral)
         .speech(speech)
+        .speech_labels(crate::voice::meter_labels())
         .config(app_config);
     if let Some(redis) = &redis {
         builder = builder.readiness_check(Arc::new(RedisReady(redis.clone())));

@@ -18,6 +18,7 @@ use avb_voice::adapters::earshot::EarshotVad;
 use avb_voice::adapters::scripted_llm::{ScriptedLlm, ScriptedReply};
 use avb_voice::adapters::scripted_stt::ScriptedStt;
 use avb_voice::adapters::tone_tts::{ToneTts, ToneTtsConfig};
+use avb_voice::metered::MeterLabels;
 use avb_voice::realtime::engine::SessionPorts;
 use serde::Deserialize;
 use std::path::Path;
@@ -138,6 +139,15 @@ impl VoiceScript {
             vad: Some(Arc::new(EarshotVad::new())),
         }
     }
+}
+
+/// What the engines' metrics say of these engines where a request does not (`avb_llm_*{provider}`, default
+/// model names; the tone voice speaks no language, `und`).
+pub fn meter_labels() -> MeterLabels {
+    MeterLabels::new()
+        .with_provider("scripted")
+        .with_llm_model("scripted")
+        .with_stt_model("scripted")
 }
 
 /// The engines for `script` (a file path), or the built-in demo script.

@@ -98,7 +98,10 @@ pub async fn ready(app: &App, ctx: &Ctx, _input: &Input) -> Result<Reply, ApiErr
 
 /// Prometheus text exposition.
 pub async fn metrics(app: &App, _ctx: &Ctx, _input: &Input) -> Result<Reply, ApiError> {
-    Ok(Reply::text(app.inner().metrics.render()))
+    let inner = app.inner();
+    let stats = inner.tenant_cache.stats();
+    inner.metrics.cache_totals("tenant", stats.hits, stats.misses);
+    Ok(Reply::text(inner.metrics.render()))
 }
 
 #[cfg(test)]

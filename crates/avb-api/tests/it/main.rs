@@ -13,6 +13,7 @@ mod admin;
 mod api_keys;
 mod audit;
 mod billing;
+mod metrics;
 mod notifications;
 mod openapi;
 mod projects;

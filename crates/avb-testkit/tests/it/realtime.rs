@@ -60,6 +60,7 @@ per_framework!(
     an_idle_session_is_closed_with_an_error_event_first,
     session_start_and_end_are_announced_to_the_tenant_group,
     responses_count_against_the_callers_rate_limit_and_report_it,
+    an_audio_turn_is_metered_in_the_engine_and_storage_metrics,
 );
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -714,4 +715,128 @@ async fn responses_count_against_the_callers_rate_limit_and_report_it(fw: Framew
         .unwrap();
     reply.expect(429).unwrap();
     close(socket).await;
+}
+
+/// Sum of the samples of `name` whose labels include every pair of `labels` (Prometheus text).
+fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series.split('{').next() == Some(name)
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, value)| value.parse::<f64>().unwrap())
+        .sum()
+}
+
+/// A push-to-talk audio turn with transcription shows up in `/metrics` as one STT, one LLM and one TTS request
+/// with the session's labels, the reply's tokens and characters, and the audio's seconds (spec §12.3 worker
+/// metrics), and its storage operations in `avb_db_query_duration_seconds`.
+async fn an_audio_turn_is_metered_in_the_engine_and_storage_metrics(fw: Framework) {
+    let (server, _dir) = server(fw, json!({})).await;
+    let bearer = format!("Bearer {}", server.api_key);
+    let (mut socket, _) = connect(
+        &server,
+        "/v1/realtime?model=gpt-realtime",
+        &[("authorization", &bearer)],
+    )
+    .await
+    .unwrap();
+    let created = next_event(&mut socket).await;
+    let id = record_id(&created);
+    send(
+        &mut socket,
+        json!({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+            "transcription": {"model": "whisper-1", "language": "en"}, "turn_detection": null
+        }}}}),
+    )
+    .await;
+    assert_eq!(next_event(&mut socket).await["type"], "session.updated");
+    // Half a second of a 440 Hz tone at 24 kHz.
+    let pcm: Vec<u8> = (0..12_000)
+        .flat_map(|i| {
+            {
+                let t = f64::from(i) / 24_000.0;
+                ((t * 440.0 * std::f64::consts::TAU).sin() * 8_000.0) as i16
+            }
+            .to_le_bytes()
+        })
+        .collect();
+    use base64::Engine as _;
+    let audio = base64::engine::general_purpose::STANDARD.encode(pcm);
+    send(
+        &mut socket,
+        json!({"type": "input_audio_buffer.append", "audio": audio}),
+    )
+    .await;
+    send(&mut socket, json!({"type": "input_audio_buffer.commit"})).await;
+    events_until(
+        &mut socket,
+        "conversation.item.input_audio_transcription.completed",
+    )
+    .await;
+    send(&mut socket, json!({"type": "response.create"})).await;
+    let turn = events_until(&mut socket, "response.done").await;
+    let done = turn.last().unwrap();
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    let output_tokens = done["response"]["usage"]["output_tokens"].as_f64().unwrap();
+    assert!(
+        types(&turn).contains(&"response.output_audio.delta"),
+        "{:?}",
+        types(&turn)
+    );
+    close(socket).await;
+    finished_session(&server, &id).await;
+
+    let metrics = server.get("/metrics").send().await.unwrap();
+    metrics.expect(200).unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    // The engine's own model names the series (a client's OpenAI model name means nothing to our engines); the
+    // language is the session's.
+    let stt = [("model", "scripted")];
+    assert_eq!(
+        metric_sum(
+            &text,
+            "avb_stt_requests_total",
+            &[("model", "scripted"), ("language", "en")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(metric_sum(&text, "avb_stt_audio_duration_seconds_sum", &stt), 0.5);
+    assert_eq!(metric_sum(&text, "avb_stt_duration_seconds_count", &stt), 1.0);
+    let llm = [("provider", "scripted")];
+    assert_eq!(metric_sum(&text, "avb_llm_requests_total", &llm), 1.0, "{text}");
+    assert_eq!(
+        metric_sum(
+            &text,
+            "avb_llm_tokens_total",
+            &[("provider", "scripted"), ("type", "output")]
+        ),
+        output_tokens
+    );
+    assert_eq!(metric_sum(&text, "avb_llm_duration_seconds_count", &llm), 1.0);
+    let tts = [("voice", "alloy")];
+    assert_eq!(metric_sum(&text, "avb_tts_requests_total", &tts), 1.0, "{text}");
+    assert_eq!(
+        metric_sum(&text, "avb_tts_characters_total", &tts),
+        "Hello from the scripted agent.".len() as f64
+    );
+    assert_eq!(metric_sum(&text, "avb_tts_duration_seconds_count", &tts), 1.0);
+    assert!(
+        metric_sum(
+            &text,
+            "avb_db_query_duration_seconds_count",
+            &[("operation", "sessions.insert")]
+        ) >= 1.0,
+        "{text}"
+    );
+    // The spec's buckets for storage operations (1 ms … 1 s).
+    assert!(
+        text.contains(r#"avb_db_query_duration_seconds_bucket{operation="sessions.insert",le="0.001"}"#),
+        "{text}"
+    );
 }
