@@ -72,6 +72,13 @@ impl Policy {
         tenant_required: true,
         exempt_paths: false,
     };
+
+    /// `/ws/v2/admin/…`: as [`Policy::WS_V2`], but for the platform rather than a tenant (the path is exempt from
+    /// tenant resolution; the consumer admits sysadmins only).
+    pub(crate) const WS_V2_ADMIN: Policy = Policy {
+        tenant_required: false,
+        ..Policy::WS_V2
+    };
 }
 
 /// The request as admission reads it.

@@ -318,6 +318,73 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.inner.handle.render()
     }
+
+    /// Every counter and gauge, and every histogram's `_sum` and `_count`, as structured samples: the numbers of
+    /// [`Metrics::render`] exactly (they are read back from it), for consumers that want JSON
+    /// (`/ws/v2/admin/monitoring`). Histogram buckets are left out.
+    pub fn snapshot(&self) -> Vec<Sample> {
+        parse_exposition(&self.render())
+    }
+}
+
+/// One sample of the exposition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Sample {
+    /// Series name (`avb_http_requests_total`, `avb_tts_duration_seconds_sum`, …).
+    pub name: String,
+    /// Labels, by name.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Value (`NaN` and infinities, which JSON cannot carry, are left out of snapshots).
+    pub value: f64,
+}
+
+/// Reads the samples back from the Prometheus text format as the exporter writes it (`name{k="v",…} value` lines,
+/// label values escaped with `\\`, `\"` and `\n`). Hand-written rather than a parser crate: the input is our own
+/// exporter's, a narrow and fixed subset of the format. Lines that do not parse are skipped, never a panic.
+fn parse_exposition(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(parse_sample)
+        .filter(|sample| !sample.name.ends_with("_bucket") && sample.value.is_finite())
+        .collect()
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (series, value) = line.rsplit_once(' ')?;
+    let value: f64 = value.parse().ok()?;
+    let (name, labels) = match series.split_once('{') {
+        None => (series, std::collections::BTreeMap::new()),
+        Some((name, rest)) => (name, parse_labels(rest.strip_suffix('}')?)?),
+    };
+    Some(Sample {
+        name: name.to_owned(),
+        labels,
+        value,
+    })
+}
+
+/// `k="v",k2="v2"` (the braces removed) into a map; `None` when malformed.
+fn parse_labels(mut rest: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    let mut labels = std::collections::BTreeMap::new();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        labels.insert(key.to_owned(), value);
+        rest = after.get(end + 1..)?;
+        rest = rest.strip_prefix(',').unwrap_or(rest);
+    }
+    Some(labels)
 }
 
 /// Storage operations of the app's store (wrapped in [`avb_tenancy::observed::ObservedStore`] by the builder).
@@ -431,6 +498,41 @@ mod tests {
             text.contains("avb_tts_characters_total{voice=\"other\"} 12"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn snapshots_read_back_what_the_exposition_says() {
+        let metrics = Metrics::new();
+        metrics.count(
+            "avb_sessions_total",
+            &[
+                ("tenant_id", "t\"1\\x\ny".to_owned()),
+                ("status", "completed".to_owned()),
+            ],
+            3,
+        );
+        metrics.gauge("avb_active_sessions", &[("tenant_id", "a,b=c".to_owned())], 2.0);
+        metrics.observe("avb_tts_duration_seconds", &[("voice", "alloy".to_owned())], 0.5);
+        let samples = metrics.snapshot();
+        let find = |name: &str| samples.iter().filter(|s| s.name == name).collect::<Vec<_>>();
+        let sessions = find("avb_sessions_total");
+        assert_eq!(sessions.len(), 1, "{samples:?}");
+        assert_eq!(sessions[0].labels["tenant_id"], "t\"1\\x\ny");
+        assert_eq!(sessions[0].labels["status"], "completed");
+        assert_eq!(sessions[0].value, 3.0);
+        assert_eq!(find("avb_active_sessions")[0].labels["tenant_id"], "a,b=c");
+        assert_eq!(find("avb_active_sessions")[0].value, 2.0);
+        assert_eq!(find("avb_tts_duration_seconds_count")[0].value, 1.0);
+        assert_eq!(find("avb_tts_duration_seconds_sum")[0].value, 0.5);
+        assert!(find("avb_tts_duration_seconds_bucket").is_empty());
+    }
+
+    #[test]
+    fn malformed_exposition_lines_are_skipped() {
+        let text = "ok 1\nbad{a=\"x} 2\nbad{a=x} 3\nnovalue\nnan NaN\nlabels{a=\"1\",b=\"2\"} 4\n";
+        let samples = parse_exposition(text);
+        let names: Vec<&str> = samples.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["ok", "labels"], "{samples:?}");
     }
 
     #[test]

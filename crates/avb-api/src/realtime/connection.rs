@@ -80,6 +80,9 @@ pub struct RealtimeConnection {
     dialect: Dialect,
     config: SessionConfig,
     ports: SessionPorts,
+    /// `consumer_type` of its WebSocket metrics: `realtime` on `/v1/realtime`, `session` when `/ws/v2/sessions/{id}`
+    /// drives it.
+    consumer_type: &'static str,
 }
 
 impl RealtimeConnection {
@@ -98,7 +101,14 @@ impl RealtimeConnection {
             dialect,
             config,
             ports,
+            consumer_type: "realtime",
         }
+    }
+
+    /// Counts this connection under another `consumer_type` (see the field).
+    pub(crate) fn with_consumer_type(mut self, consumer_type: &'static str) -> Self {
+        self.consumer_type = consumer_type;
+        self
     }
 
     /// The stored session's id (also the protocol `session.id`, as `sess_<uuid without dashes>`).
@@ -129,6 +139,7 @@ impl RealtimeConnection {
             dialect,
             config,
             ports,
+            consumer_type,
         } = self;
         let inner = app.inner();
         let settings = inner.config.realtime.clone();
@@ -136,7 +147,7 @@ impl RealtimeConnection {
         let op = || ctx.clone().with_timeout(timeout);
         let started = Instant::now();
         let tenant_label = [("tenant_id", record.tenant_id.to_string())];
-        let kind_label = [("consumer_type", "realtime".to_owned())];
+        let kind_label = [("consumer_type", consumer_type.to_owned())];
 
         if let Err(err) = inner.sessions.start(&op(), record.id).await {
             tracing::warn!(session = %record.id, error = %err, "realtime session could not start");

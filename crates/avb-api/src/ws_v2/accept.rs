@@ -1,10 +1,11 @@
 //! Before the upgrade: which consumer, who is calling, for which tenant, and may they.
 
 use super::events::EventsConsumer;
+use super::monitoring::MonitoringConsumer;
 use super::session::{SessionConsumer, ga_session};
 use super::stt::SttConsumer;
 use super::tts::TtsConsumer;
-use super::{Route, State, WsV2Connection};
+use super::{Consumer, Route, State, WsV2Connection};
 use crate::admission::{Admitted, Caller, Policy, Seen};
 use crate::app::App;
 use crate::error::ApiError;
@@ -15,7 +16,7 @@ use crate::realtime::{RealtimeConnection, no_speech, upgrade_query};
 use avb_auth::authorizer::guard;
 use avb_auth::credentials::CredentialSources;
 use avb_core::events::Group;
-use avb_core::{ApiKeyScope, Ctx, ErrorCode, Principal, RequestId, SessionId};
+use avb_core::{ApiKeyScope, Ctx, ErrorCode, Principal, RequestId, Role, SessionId};
 use avb_tenancy::model::{Session, SessionStatus};
 use avb_voice::realtime::protocol::{Dialect, SessionConfig, SessionKind, UpdateLocks, decode_session};
 use std::net::IpAddr;
@@ -115,14 +116,29 @@ impl App {
             websocket_protocols: None,
         };
         let caller = Caller::new(&req.path, &req.headers, req.peer, sources);
+        let policy = match route {
+            Route::Monitoring => &Policy::WS_V2_ADMIN,
+            _ => &Policy::WS_V2,
+        };
         let Admitted { ctx, .. } = self
-            .admit(request_id, &caller, &Policy::WS_V2, &mut Seen::default())
+            .admit(request_id, &caller, policy, &mut Seen::default())
             .await?;
         // A connection lives far longer than a request: its own context has no deadline (each storage or engine
         // call sets its own).
         let long_ctx = ctx.clone().with_deadline(None);
 
         match route {
+            Route::Monitoring => {
+                let sysadmin =
+                    matches!(ctx.principal(), Principal::User(user) if user.roles.contains(&Role::Sysadmin));
+                if !sysadmin {
+                    return Err(ApiError::with_message(
+                        ErrorCode::PermissionDenied,
+                        "platform monitoring is for sysadmins only",
+                    ));
+                }
+                Ok(State::Monitoring(MonitoringConsumer::new(self.clone())))
+            }
             Route::Events => {
                 crate::ops::require_tenant_permission(self, &ctx, "view").await?;
                 let tenant = ctx.require_tenant()?;
@@ -173,7 +189,8 @@ impl App {
                     Dialect::Ga,
                     config,
                     ports,
-                );
+                )
+                .with_consumer_type(Consumer::Session.as_str());
                 Ok(State::Session(Box::new(SessionConsumer::new(
                     self.clone(),
                     long_ctx,

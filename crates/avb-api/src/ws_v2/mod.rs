@@ -13,6 +13,9 @@
 //!   below).
 //! - `/ws/v2/events` (spec §8.5): the caller's tenant group and (users) user group of the event bus.
 //! - `/ws/v2/stt/transcription`, `/ws/v2/tts/stream`: streams over the speech-to-text and text-to-speech ports.
+//! - `/ws/v2/admin/monitoring` (platform sysadmins): the app's metrics as periodic JSON snapshots
+//!   ([`monitoring`]). It is the one consumer without a tenant (the spec exempts `/ws/v2/admin/` from tenant
+//!   resolution); anyone but a sysadmin user is refused with 4003.
 //!
 //! # Messages
 //! Server messages are `{"type", "data", "timestamp"}` (spec `send_event`); errors are
@@ -37,6 +40,7 @@
 
 mod accept;
 mod events;
+pub mod monitoring;
 mod session;
 mod stt;
 mod tts;
@@ -68,6 +72,8 @@ pub enum Consumer {
     Transcription,
     /// `/ws/v2/tts/stream`.
     Tts,
+    /// `/ws/v2/admin/monitoring`.
+    Monitoring,
 }
 
 impl Consumer {
@@ -78,6 +84,7 @@ impl Consumer {
             Consumer::Events => "events",
             Consumer::Transcription => "transcription",
             Consumer::Tts => "tts",
+            Consumer::Monitoring => "admin_monitoring",
         }
     }
 }
@@ -90,6 +97,7 @@ pub(crate) enum Route {
     Events,
     Transcription,
     Tts,
+    Monitoring,
 }
 
 impl Route {
@@ -100,6 +108,7 @@ impl Route {
             "events" => Some(Self::Events),
             "stt/transcription" => Some(Self::Transcription),
             "tts/stream" => Some(Self::Tts),
+            "admin/monitoring" => Some(Self::Monitoring),
             _ => {
                 let id = rest.strip_prefix("sessions/")?;
                 (!id.is_empty() && !id.contains('/')).then(|| Self::Session(id.to_owned()))
@@ -113,6 +122,7 @@ impl Route {
             Self::Events => Consumer::Events,
             Self::Transcription => Consumer::Transcription,
             Self::Tts => Consumer::Tts,
+            Self::Monitoring => Consumer::Monitoring,
         }
     }
 }
@@ -148,6 +158,7 @@ enum State {
     Events(events::EventsConsumer),
     Transcription(stt::SttConsumer),
     Tts(tts::TtsConsumer),
+    Monitoring(monitoring::MonitoringConsumer),
 }
 
 impl WsV2Connection {
@@ -181,6 +192,7 @@ impl WsV2Connection {
             State::Events(consumer) => consumer.run(incoming, outgoing).await,
             State::Transcription(consumer) => consumer.run(incoming, outgoing).await,
             State::Tts(consumer) => consumer.run(incoming, outgoing).await,
+            State::Monitoring(consumer) => consumer.run(incoming, outgoing).await,
         }
     }
 }
@@ -265,6 +277,7 @@ mod tests {
             Some(Route::Transcription)
         );
         assert_eq!(Route::parse("/ws/v2/tts/stream/"), Some(Route::Tts));
+        assert_eq!(Route::parse("/ws/v2/admin/monitoring/"), Some(Route::Monitoring));
         assert_eq!(
             Route::parse("/ws/v2/sessions/0b6c-ab"),
             Some(Route::Session("0b6c-ab".into()))
@@ -280,6 +293,8 @@ mod tests {
             "/ws/v2/",
             "/api/v2/events",
             "/ws/v2/models/download",
+            "/ws/v2/admin/",
+            "/ws/v2/admin/monitoring/x",
         ] {
             assert_eq!(Route::parse(none), None, "{none}");
         }

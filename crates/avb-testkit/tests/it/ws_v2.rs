@@ -47,6 +47,7 @@ per_framework!(
     the_event_stream_delivers_its_tenant_and_user_events_and_nothing_else,
     the_transcription_stream_transcribes_committed_audio,
     the_speech_stream_speaks_text_as_audio_deltas_and_stops_on_cancel,
+    admin_monitoring_pushes_metric_snapshots_to_sysadmins_only,
 );
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -848,4 +849,130 @@ async fn the_speech_stream_speaks_text_as_audio_deltas_and_stops_on_cancel(fw: F
     send(&mut socket, json!({"type": "ping"})).await;
     assert_eq!(next_message(&mut socket).await, json!({"type": "pong"}));
     socket.close(None).await.unwrap();
+}
+
+/// `/ws/v2/admin/monitoring`: a sysadmin gets `connection.established`, then a snapshot at once whose numbers are
+/// the app's own (an open realtime session shows in `open_sessions`, the monitor itself among the connections),
+/// on request and at the configured interval; configure is validated; tenant admins and API keys get 4003,
+/// no credential 4001.
+async fn admin_monitoring_pushes_metric_snapshots_to_sysadmins_only(fw: Framework) {
+    let (server, _dir) = server(fw).await;
+    expect_refused(
+        &server,
+        "/ws/v2/admin/monitoring",
+        &[],
+        4001,
+        "authentication_failed",
+    )
+    .await;
+    expect_refused(
+        &server,
+        &format!("/ws/v2/admin/monitoring?token={}", server.admin_token),
+        &[],
+        4003,
+        "permission_denied",
+    )
+    .await;
+    expect_refused(
+        &server,
+        &format!("/ws/v2/admin/monitoring?api_key={}", server.api_key),
+        &[],
+        4003,
+        "permission_denied",
+    )
+    .await;
+
+    // A live session of the demo tenant, to be seen by the monitor.
+    let id = new_session(&server, &server.admin_token, json!({})).await;
+    let mut session = connect(
+        &server,
+        &format!("/ws/v2/sessions/{id}?token={}", server.admin_token),
+    )
+    .await;
+    assert_eq!(next_message(&mut session).await["type"], "connection.established");
+
+    let mut monitor = connect(
+        &server,
+        &format!("/ws/v2/admin/monitoring?token={}", server.sysadmin_token),
+    )
+    .await;
+    assert_eq!(next_message(&mut monitor).await["type"], "connection.established");
+    let first = next_message(&mut monitor).await;
+    assert_eq!(first["type"], "monitoring.snapshot", "{first}");
+    assert!(first["timestamp"].is_string());
+    let data = &first["data"];
+    assert_eq!(data["interval_ms"], 5000);
+    assert_eq!(data["summary"]["open_sessions"], 1.0, "{data}");
+    assert_eq!(
+        data["summary"]["websocket_connections"]["admin_monitoring"], 1.0,
+        "{data}"
+    );
+    assert_eq!(data["summary"]["websocket_connections"]["session"], 1.0, "{data}");
+    let active = data["metrics"]["avb_active_sessions"].as_array().unwrap();
+    assert!(
+        active
+            .iter()
+            .any(|s| s["labels"]["tenant_id"] == server.tenant_id.as_str() && s["value"] == 1.0),
+        "{active:?}"
+    );
+    assert!(
+        data["metrics"]["avb_http_requests_total"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{data}"
+    );
+    assert!(
+        data["metrics"]
+            .get("avb_http_request_duration_seconds_bucket")
+            .is_none()
+    );
+
+    // The session ends: the next snapshot, asked for, says so.
+    session.close(None).await.unwrap();
+    let mut open = f64::NAN;
+    for _ in 0..50 {
+        send(&mut monitor, json!({"type": "monitoring.snapshot"})).await;
+        let snapshot = next_message(&mut monitor).await;
+        assert_eq!(snapshot["type"], "monitoring.snapshot");
+        open = snapshot["data"]["summary"]["open_sessions"].as_f64().unwrap();
+        if open == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(open, 0.0);
+
+    // Configure: bounds checked, the connection stays open; a valid interval is acknowledged and kept.
+    send(
+        &mut monitor,
+        json!({"type": "monitoring.configure", "interval_ms": 10}),
+    )
+    .await;
+    let refused = next_message(&mut monitor).await;
+    assert_eq!(refused["error"]["code"], "validation_error", "{refused}");
+    send(
+        &mut monitor,
+        json!({"type": "monitoring.configure", "interval_ms": 1000}),
+    )
+    .await;
+    let configured = next_message(&mut monitor).await;
+    assert_eq!(configured["type"], "monitoring.configured");
+    assert_eq!(configured["data"]["interval_ms"], 1000);
+    let started = std::time::Instant::now();
+    let pushed = next_message(&mut monitor).await;
+    assert_eq!(pushed["type"], "monitoring.snapshot");
+    assert_eq!(pushed["data"]["interval_ms"], 1000);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    send(&mut monitor, json!({"type": "ping"})).await;
+    assert_eq!(next_message(&mut monitor).await["type"], "pong");
+    send(&mut monitor, json!({"type": "nope"})).await;
+    assert_eq!(
+        next_message(&mut monitor).await["error"]["code"],
+        "unknown_message_type"
+    );
+    monitor.close(None).await.unwrap();
 }
