@@ -857,30 +857,19 @@ async fn the_speech_stream_speaks_text_as_audio_deltas_and_stops_on_cancel(fw: F
 /// no credential 4001.
 async fn admin_monitoring_pushes_metric_snapshots_to_sysadmins_only(fw: Framework) {
     let (server, _dir) = server(fw).await;
-    expect_refused(
-        &server,
-        "/ws/v2/admin/monitoring",
-        &[],
-        4001,
-        "authentication_failed",
-    )
-    .await;
-    expect_refused(
-        &server,
-        &format!("/ws/v2/admin/monitoring?token={}", server.admin_token),
-        &[],
-        4003,
-        "permission_denied",
-    )
-    .await;
-    expect_refused(
-        &server,
-        &format!("/ws/v2/admin/monitoring?api_key={}", server.api_key),
-        &[],
-        4003,
-        "permission_denied",
-    )
-    .await;
+    let refusals = [
+        (String::new(), 4001, "authentication_failed"),
+        (
+            format!("?token={}", server.admin_token),
+            4003,
+            "permission_denied",
+        ),
+        (format!("?api_key={}", server.api_key), 4003, "permission_denied"),
+    ];
+    for (credential, close, code) in refusals {
+        let path = format!("/ws/v2/admin/monitoring{credential}");
+        expect_refused(&server, &path, &[], close, code).await;
+    }
 
     // A live session of the demo tenant, to be seen by the monitor.
     let id = new_session(&server, &server.admin_token, json!({})).await;
