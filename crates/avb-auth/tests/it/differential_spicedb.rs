@@ -1019,6 +1019,9 @@ async fn accepts(spice: &mut Spice, text: &str, stats: &mut Stats) -> Result<Opt
 // ------------------------------------------------------------------------------------------------------
 // The tests.
 
+/// Most cases the spec-schema comparison runs while waiting for a wildcard lookup (each takes under a second).
+const MAX_SPEC_CASES: u64 = 40;
+
 #[tokio::test]
 async fn local_engine_agrees_with_spicedb_on_the_spec_schema() {
     let base = base_seed();
@@ -1031,7 +1034,10 @@ async fn local_engine_agrees_with_spicedb_on_the_spec_schema() {
         .unwrap_or_else(|e| panic!("SpiceDB refused the spec schema: {e}"));
     let schema = zed::agentvoicebox().unwrap();
     let mut stats = Stats::default();
-    for index in 0..5 {
+    // At least five cases, and on until the `user:*` relation has been looked up: whether a random case exercises
+    // it depends on the seed (five cases without one were seen), and the coverage is asserted below.
+    let mut index = 0;
+    while index < 5 || (stats.wildcard_lookups == 0 && index < MAX_SPEC_CASES) {
         let mut rng = Rng(case_seed(base, index));
         let percent = [15, 25, 40][rng.below(3)];
         let tuples = random_tuples(&mut rng, schema, 3, 5, percent);
@@ -1045,6 +1051,7 @@ async fn local_engine_agrees_with_spicedb_on_the_spec_schema() {
         if let Err(d) = run_case(&mut spice, &mut rng, &case, &mut stats).await {
             panic!("{}", report(base, index, zed::AGENTVOICEBOX_SCHEMA, &d));
         }
+        index += 1;
     }
     eprintln!("differential (spec schema): {stats:?} in {:?}", started.elapsed());
     assert!(stats.checks >= 10_000, "only {} checks", stats.checks);
