@@ -136,8 +136,6 @@ pub struct AppInner {
     pub notifications: NotificationService,
     pub audit: AuditService,
     pub resolver: TenantResolver,
-    /// The resolver's tenant cache (its hit and miss totals are exported at each scrape).
-    pub tenant_cache: TenantCache,
     pub authenticator: Authenticator,
     pub authorizer: Arc<dyn Authorizer>,
     pub rate_limiter: Arc<dyn RateLimiter>,
@@ -355,8 +353,10 @@ impl AppBuilder {
             .ok_or(BuildError::MissingPort("ephemeral token store"))?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let ids = self.ids.unwrap_or_else(|| Arc::new(UuidV7Ids));
+        // Shared by resolution (which fills it) and the tenant service (whose changes invalidate it).
+        let tenant_cache = TenantCache::new(self.config.tenant_cache_ttl, DEFAULT_TENANT_CAPACITY);
         // Owned by this app: every storage operation and engine request below reports into it.
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_tenant_cache(tenant_cache.clone());
         let store: Arc<dyn TenancyStore> = Arc::new(ObservedStore::new(store, Arc::new(metrics.clone())));
         let speech = self
             .speech
@@ -376,8 +376,6 @@ impl AppBuilder {
         )
         // Users created at sign-in get their tenant-role relationships before their first request is authorized.
         .with_authorizer(authorizer.clone());
-        // Shared by resolution (which fills it) and the tenant service (whose changes invalidate it).
-        let tenant_cache = TenantCache::new(self.config.tenant_cache_ttl, DEFAULT_TENANT_CAPACITY);
         let webhooks = self.billing_webhooks;
         let billing = self.billing.map(|(provider, store)| Billing {
             webhooks: webhooks.map(|verifier| WebhookReceiver::new(verifier, store.clone(), clock.clone())),
@@ -395,8 +393,7 @@ impl AppBuilder {
                 themes: ThemeService::new(deps.clone()),
                 notifications: NotificationService::new(deps.clone()),
                 audit: AuditService::new(audit_reader),
-                resolver: TenantResolver::with_cache(deps.clone(), tenant_cache.clone()),
-                tenant_cache,
+                resolver: TenantResolver::with_cache(deps.clone(), tenant_cache),
                 deps,
                 authenticator,
                 authorizer,

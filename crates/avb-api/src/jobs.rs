@@ -6,7 +6,7 @@
 //! kinds without a handler here (e-mail; billing when billing is off) stay queued for the worker that owns them;
 //! nothing is acknowledged that was not done.
 //!
-//! Every job, and every periodic usage sync, is counted in `avb_celery_tasks_total` and timed in
+//! Every job, and every periodic usage sync (as kind `billing.sync_usage`), is counted in `avb_celery_tasks_total` and timed in
 //! `avb_celery_task_duration_seconds` (the spec's Celery names, kept for its dashboards); every
 //! [`AGGREGATE_INTERVAL`] the runner recounts tenants by tier and status for `avb_tenants_total` (the spec's
 //! `aggregate-metrics` beat task).
@@ -26,9 +26,6 @@ use tokio::time::Instant;
 /// How often [`JobRunner::spawn`] recounts tenants for `avb_tenants_total` (the spec's `aggregate-metrics`
 /// schedule).
 pub const AGGREGATE_INTERVAL: Duration = Duration::from_secs(300);
-
-/// Task label of the periodic usage sync in the job metrics (the job kind it also runs as).
-const SYNC_USAGE_TASK: &str = SYNC_USAGE_JOB;
 
 /// Kinds this runner always handles.
 pub const HANDLED: &[&str] = &[
@@ -127,14 +124,7 @@ impl JobRunner {
         let Some(billing) = &self.app.inner().billing else {
             return Ok(None);
         };
-        let started = Instant::now();
-        let synced = billing.sync.sync_usage(&self.system_ctx(None)).await;
-        self.app.inner().metrics.job_finished(
-            SYNC_USAGE_TASK,
-            synced.is_ok(),
-            started.elapsed().as_secs_f64(),
-        );
-        let report = synced?;
+        let report = billing.sync.sync_usage(&self.system_ctx(None)).await?;
         tracing::info!(
             sessions = report.sessions_scanned,
             recorded = report.events_recorded,
@@ -214,7 +204,15 @@ impl JobRunner {
                         self.run_until_idle().await;
                     }
                     _ = sync.tick(), if self.app.inner().billing.is_some() => {
-                        if let Err(err) = self.sync_usage().await {
+                        // Counted here, not in `sync_usage`: run as a job, the job loop counts it already.
+                        let started = Instant::now();
+                        let synced = self.sync_usage().await;
+                        self.app.inner().metrics.job_finished(
+                            SYNC_USAGE_JOB,
+                            synced.is_ok(),
+                            started.elapsed().as_secs_f64(),
+                        );
+                        if let Err(err) = synced {
                             tracing::warn!(error = %err, "billing usage sync failed; pending usage kept for the next run");
                         }
                     }

@@ -10,6 +10,7 @@
 
 use avb_core::{ApiKeyId, TenantId};
 use avb_tenancy::observed::StoreObserver;
+use avb_tenancy::resolve::TenantCache;
 use avb_voice::metered::{LlmRecord, SttRecord, TtsRecord, VoiceMeter};
 use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -69,6 +70,9 @@ struct MetricsInner {
     db: RwLock<HashMap<&'static str, Histogram>>,
     /// Engine label values seen so far (models and languages come from clients' session settings).
     engine_labels: BoundedLabels,
+    /// The tenant cache whose own hit and miss totals are read into `avb_cache_*_total{cache="tenant"}` each time
+    /// the metrics are rendered (by `/metrics` and by monitoring snapshots alike).
+    tenant_cache: Option<TenantCache>,
 }
 
 /// Distinct label values of the engine metrics (models, languages, voices, providers; some chosen by clients
@@ -95,19 +99,14 @@ impl BoundedLabels {
         if value.len() > MAX_LABEL_LEN {
             return OTHER_LABEL.to_owned();
         }
-        if self
-            .seen
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(value)
-        {
+        let known = |seen: &HashSet<String>| seen.contains(value);
+        if known(&self.seen.read().unwrap_or_else(PoisonError::into_inner)) {
             return value.to_owned();
         }
         let mut seen = self.seen.write().unwrap_or_else(PoisonError::into_inner);
-        if seen.len() < MAX_CLIENT_LABEL_VALUES {
+        // Checked again under the write lock: another caller may have admitted it, or filled the set, meanwhile.
+        if known(&seen) || seen.len() < MAX_CLIENT_LABEL_VALUES {
             seen.insert(value.to_owned());
-            value.to_owned()
-        } else if seen.contains(value) {
             value.to_owned()
         } else {
             OTHER_LABEL.to_owned()
@@ -156,6 +155,15 @@ fn cached<K: std::hash::Hash + Eq + Copy, H: Clone>(
 impl Metrics {
     /// A fresh recorder: the spec's buckets where it gives them, 1 ms to 10 s elsewhere.
     pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// A fresh recorder that also exports `tenant_cache`'s hit and miss totals.
+    pub fn with_tenant_cache(tenant_cache: TenantCache) -> Self {
+        Self::build(Some(tenant_cache))
+    }
+
+    fn build(tenant_cache: Option<TenantCache>) -> Self {
         let builder = SPEC_BUCKETS.iter().fold(
             PrometheusBuilder::new().set_buckets(DEFAULT_BUCKETS),
             |builder, (name, buckets)| {
@@ -175,6 +183,7 @@ impl Metrics {
                 api_keys: RwLock::default(),
                 db: RwLock::default(),
                 engine_labels: BoundedLabels::default(),
+                tenant_cache,
             }),
         }
     }
@@ -314,8 +323,12 @@ impl Metrics {
             .set(count as f64);
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition, with the totals read from their sources (the tenant cache) first.
     pub fn render(&self) -> String {
+        if let Some(cache) = &self.inner.tenant_cache {
+            let stats = cache.stats();
+            self.cache_totals("tenant", stats.hits, stats.misses);
+        }
         self.inner.handle.render()
     }
 

@@ -98,10 +98,7 @@ pub async fn ready(app: &App, ctx: &Ctx, _input: &Input) -> Result<Reply, ApiErr
 
 /// Prometheus text exposition.
 pub async fn metrics(app: &App, _ctx: &Ctx, _input: &Input) -> Result<Reply, ApiError> {
-    let inner = app.inner();
-    let stats = inner.tenant_cache.stats();
-    inner.metrics.cache_totals("tenant", stats.hits, stats.misses);
-    Ok(Reply::text(inner.metrics.render()))
+    Ok(Reply::text(app.inner().metrics.render()))
 }
 
 #[cfg(test)]

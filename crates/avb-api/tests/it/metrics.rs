@@ -91,6 +91,35 @@ async fn jobs_are_counted_and_timed_by_kind_and_outcome() {
 }
 
 #[tokio::test]
+async fn a_usage_sync_run_as_a_job_is_counted_once() {
+    let w = World::new().await;
+    let runner = JobRunner::new(w.api.app.clone());
+    runner.run_until_idle().await;
+    let ctx = avb_core::Ctx::system(avb_core::RequestId::generate(&avb_core::UuidV7Ids), "test", None);
+    w.api
+        .app
+        .inner()
+        .jobs
+        .enqueue(
+            &ctx,
+            avb_core::jobs::NewJob::new(avb_billing::sync::SYNC_USAGE_JOB, None, serde_json::json!({})),
+        )
+        .await
+        .expect("enqueue");
+    assert_eq!(runner.run_until_idle().await, 1);
+    let text = scrape(&w).await;
+    assert_eq!(
+        sample(
+            &text,
+            "avb_celery_tasks_total",
+            &[("task", "billing.sync_usage"), ("status", "success")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn tenant_totals_are_recounted_by_tier_and_status() {
     let w = World::new().await;
     let runner = JobRunner::new(w.api.app.clone());

@@ -915,6 +915,16 @@ async fn admin_monitoring_pushes_metric_snapshots_to_sysadmins_only(fw: Framewor
             .get("avb_http_request_duration_seconds_bucket")
             .is_none()
     );
+    // Totals read from their source at render time are current in a snapshot too, without a `/metrics` scrape
+    // (the requests above resolved the demo tenant through its cache).
+    let cache_lookups: f64 = ["avb_cache_hits_total", "avb_cache_misses_total"]
+        .iter()
+        .filter_map(|name| data["metrics"][*name].as_array())
+        .flatten()
+        .filter(|s| s["labels"]["cache"] == "tenant")
+        .map(|s| s["value"].as_f64().unwrap())
+        .sum();
+    assert!(cache_lookups >= 1.0, "{data}");
 
     // The session ends: the next snapshot, asked for, says so.
     session.close(None).await.unwrap();
